@@ -1,0 +1,12 @@
+"""REST handlers grouped by resource, as Orthanc's OrthancRestApi/*.cpp; setup_routes wires them all."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import changes, resources, system
+
+
+def setup_routes(app: web.Application) -> None:
+    for module in (system, resources, changes):
+        app.router.add_routes(module.routes)

@@ -1,0 +1,48 @@
+"""python -m orthanc_lite [configuration.json | folder] [--verbose | --trace] [--trace-dicom]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from . import log
+from .config import ConfigError, load
+from .server import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orthanc_lite", description="An Orthanc-compatible DICOM server")
+    parser.add_argument("config", nargs="*", help="configuration file(s) or folder (Orthanc's format)")
+    parser.add_argument("--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--trace", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--trace-dicom", action="store_true", help="log the DICOM network exchanges")
+    args = parser.parse_args(argv)
+    log.setup("trace" if args.trace else "verbose" if args.verbose else "default", args.trace_dicom)
+    try:
+        settings = load(args.config or None)
+    except ConfigError as exc:
+        print(f"orthanc_lite: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_run(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"orthanc_lite: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(settings: object) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve(settings):  # type: ignore[arg-type]
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

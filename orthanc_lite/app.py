@@ -1,0 +1,34 @@
+"""build(settings) -> web.Application: the context, routes and middlewares; subsystems start in cleanup_ctx."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from .app_keys import CONTEXT
+from .config import Settings
+from .rest import setup_routes
+from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
+from .services.context import ServerContext
+
+
+def build(settings: Settings) -> web.Application:
+    # Bodies are streamed by the handlers that accept big ones; read() elsewhere stays capped.
+    app = web.Application(
+        router=OrthancRouter(),
+        middlewares=[security_middleware, errors_middleware],
+        client_max_size=64 * 1024 * 1024,
+    )
+    context = ServerContext(settings)
+    app[CONTEXT] = context
+    app.cleanup_ctx.append(_context_lifecycle)
+    setup_routes(app)
+    return app
+
+
+async def _context_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    ctx = app[CONTEXT]
+    await ctx.open()
+    yield
+    await ctx.close()

@@ -1,0 +1,162 @@
+"""Parse one DICOM file into what the index needs: identifiers, main tags per level, built-in metadata.
+
+SYNC and pure: called through the cpu pool. Never reads the pixel data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.tag import Tag
+
+from .. import ids
+from ..errors import ErrorCode, OrthancError
+from ..model import ResourceLevel
+from .tags import MAIN_TAGS, tag_key
+from .values import element_string, read_dataset
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedInstance:
+    patient_id: str          # the DICOM PatientID value ("" when absent)
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    patient_public_id: str
+    study_public_id: str
+    series_public_id: str
+    instance_public_id: str
+    tags: dict[ResourceLevel, dict[str, str]]  # "gggg,eeee" -> value, per level
+    transfer_syntax: str
+    sop_class_uid: str
+    index_in_series: int | None
+    expected_instances: int | None
+    pixel_data_offset: int | None
+    pixel_data_vr: str | None
+
+
+def parse_instance(path: str | os.PathLike[str], default_encoding: str = "Latin1") -> ParsedInstance:
+    """Read the file up to its pixel data; raise OrthancError(BadFileFormat) for anything that is not DICOM."""
+    try:
+        with open(path, "rb") as fp:
+            ds = read_dataset(fp, default_encoding, stop_before_pixels=True)
+            pixel_offset, pixel_vr = _pixel_data_position(fp, ds)
+    except OrthancError:
+        raise
+    except Exception as exc:  # pydicom raises many exception types on garbage
+        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse an invalid DICOM file (size: {_size(path)} bytes)") from exc
+    return summarize(ds, pixel_offset, pixel_vr)
+
+
+def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: str | None = None) -> ParsedInstance:
+    """Build the ParsedInstance of an already-read dataset."""
+    if len(ds) == 0 and not getattr(ds, "file_meta", None):
+        raise OrthancError(ErrorCode.BadFileFormat, "Not a DICOM file")
+    tags: dict[ResourceLevel, dict[str, str]] = {}
+    for level, level_tags in MAIN_TAGS.items():
+        values: dict[str, str] = {}
+        for tag, _name in level_tags:
+            elem = ds.get(Tag(tag))
+            if elem is None:
+                continue
+            text = element_string(elem)
+            if text is not None:
+                values[tag_key(tag)] = text
+        tags[level] = values
+
+    patient = tags[ResourceLevel.PATIENT].get("0010,0020", "")
+    study_uid = tags[ResourceLevel.STUDY].get("0020,000d", "")
+    series_uid = tags[ResourceLevel.SERIES].get("0020,000e", "")
+    sop_uid = tags[ResourceLevel.INSTANCE].get("0008,0018", "")
+    if not study_uid or not series_uid or not sop_uid:
+        raise OrthancError(ErrorCode.BadFileFormat,
+                           "Missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID")
+
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not transfer_syntax:
+        transfer_syntax = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
+    sop_class = _string(ds, 0x00080016) or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
+
+    return ParsedInstance(
+        patient_id=patient,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=sop_uid,
+        patient_public_id=ids.patient_id(patient),
+        study_public_id=ids.study_id(patient, study_uid),
+        series_public_id=ids.series_id(patient, study_uid, series_uid),
+        instance_public_id=ids.instance_id(patient, study_uid, series_uid, sop_uid),
+        tags=tags,
+        transfer_syntax=transfer_syntax.strip("\0 "),
+        sop_class_uid=sop_class.strip("\0 "),
+        index_in_series=_index_in_series(ds),
+        expected_instances=_expected_instances(ds),
+        pixel_data_offset=pixel_offset,
+        pixel_data_vr=pixel_vr,
+    )
+
+
+def _string(ds: pydicom.Dataset, tag: int) -> str:
+    elem = ds.get(Tag(tag))
+    return (element_string(elem) or "") if elem is not None else ""
+
+
+def _int(ds: pydicom.Dataset, tag: int) -> int | None:
+    text = _string(ds, tag).split("\\")[0].strip()
+    try:
+        return int(float(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _index_in_series(ds: pydicom.Dataset) -> int | None:
+    """InstanceNumber, else ImageIndex (as Orthanc's ServerIndex does)."""
+    value = _int(ds, 0x00200013)
+    return value if value is not None else _int(ds, 0x00541330)
+
+
+def _expected_instances(ds: pydicom.Dataset) -> int | None:
+    """ImagesInAcquisition x NumberOfTemporalPositions, or NumberOfSlices x NumberOfTimeSlices, or CardiacNumberOfImages."""
+    images = _int(ds, 0x00201002)
+    if images is not None and images > 0:
+        temporal = _int(ds, 0x00200105)
+        return images * (temporal if temporal and temporal > 0 else 1)
+    slices = _int(ds, 0x00540081)
+    if slices is not None and slices > 0:
+        time_slices = _int(ds, 0x00540101)
+        return slices * (time_slices if time_slices and time_slices > 0 else 1)
+    cardiac = _int(ds, 0x00181090)
+    if cardiac is not None and cardiac > 0:
+        return cardiac
+    return None
+
+
+def _pixel_data_position(fp: object, ds: pydicom.Dataset) -> tuple[int | None, str | None]:
+    """After a stop_before_pixels read the file sits on the pixel data element header: peek at it."""
+    try:
+        start = fp.tell()  # type: ignore[attr-defined]
+        header = fp.read(12)  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
+        return None, None
+    if len(header) < 8:
+        return None, None
+    little = getattr(ds, "is_little_endian", True) is not False
+    order = "little" if little else "big"
+    group = int.from_bytes(header[0:2], order)
+    element = int.from_bytes(header[2:4], order)
+    if (group, element) != (0x7FE0, 0x0010):
+        return None, None
+    if ds.is_implicit_VR:
+        return start + 8, "OW"
+    vr = header[4:6].decode("ascii", "replace")
+    return start + 12, vr
+
+
+def _size(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

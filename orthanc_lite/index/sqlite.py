@@ -1,0 +1,149 @@
+"""The SQLite index: one method = one transaction, on top of engine.py (group-commit writer, reader pool)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from ..model import AttachmentInfo, Change, ChangeType, ResourceLevel
+from . import reads, writes
+from .engine import SqliteEngine
+from .reads import ResourceInfo
+from .writes import DeleteOutcome, NewInstance, StoreOutcome
+
+
+class SqliteIndex:
+    def __init__(self, directory: str, readers: int = 2) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.engine = SqliteEngine(os.path.join(directory, "index"), readers=readers)
+
+    async def open(self) -> None:
+        await self.engine.open()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    # --- writes -----------------------------------------------------------------------------
+    async def store(self, new: NewInstance) -> StoreOutcome:
+        return await self.engine.write(functools.partial(writes.store_instance, new=new))
+
+    async def delete(self, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:
+        return await self.engine.write(functools.partial(writes.delete_resource, public_id=public_id, level=level, now=now))
+
+    async def log_change(self, change: ChangeType, public_id: str, now: str) -> tuple[int, ChangeType, ResourceLevel, str] | None:
+        return await self.engine.write(functools.partial(writes.log_change, change=change, public_id=public_id, now=now))
+
+    async def set_metadata(self, internal_id: int, mtype: int, value: str, expected_revision: int | None) -> int:
+        return await self.engine.write(functools.partial(
+            writes.set_metadata, internal_id=internal_id, mtype=mtype, value=value, expected_revision=expected_revision))
+
+    async def delete_metadata(self, internal_id: int, mtype: int, expected_revision: int | None) -> None:
+        await self.engine.write(functools.partial(
+            writes.delete_metadata, internal_id=internal_id, mtype=mtype, expected_revision=expected_revision))
+
+    async def set_protected(self, internal_id: int, protected: bool) -> None:
+        await self.engine.write(functools.partial(writes.set_protected, patient_internal=internal_id, protected=protected))
+
+    async def add_label(self, internal_id: int, label: str) -> None:
+        await self.engine.write(functools.partial(writes.add_label, internal_id=internal_id, label=label))
+
+    async def remove_label(self, internal_id: int, label: str) -> None:
+        await self.engine.write(functools.partial(writes.remove_label, internal_id=internal_id, label=label))
+
+    async def clear_changes(self) -> None:
+        await self.engine.write(writes.clear_changes)
+
+    async def clear_exports(self) -> None:
+        await self.engine.write(writes.clear_exports)
+
+    async def log_export(self, level: ResourceLevel, public_id: str, modality: str,
+                         uids: tuple[str, str, str, str], now: str) -> None:
+        await self.engine.write(functools.partial(writes.log_export, level=level, public_id=public_id,
+                                                  modality=modality, uids=uids, now=now))
+
+    async def remove_orphan_rows(self, instance_ids: list[int]) -> None:
+        await self.engine.write(functools.partial(writes.remove_orphan_rows, instance_ids=instance_ids))
+
+    async def set_global_property(self, prop: int, value: str) -> None:
+        await self.engine.write(functools.partial(writes.set_global_property, prop=prop, value=value))
+
+    # --- reads ------------------------------------------------------------------------------
+    async def find_internal(self, public_id: str, level: ResourceLevel | None = None) -> tuple[int, ResourceLevel] | None:
+        return await self.engine.read(functools.partial(reads.find_internal, public_id=public_id, level=level))
+
+    async def list_public_ids(self, level: ResourceLevel, since: int = 0, limit: int = 0) -> list[str]:
+        return await self.engine.read(functools.partial(reads.list_public_ids, level=level, since=since, limit=limit))
+
+    async def expand(self, level: ResourceLevel, internal_ids: list[int] | None = None, since: int = 0,
+                     limit: int = 0) -> list[ResourceInfo]:
+        return await self.engine.read(functools.partial(reads.expand, level=level, internal_ids=internal_ids,
+                                                        since=since, limit=limit))
+
+    async def expand_children(self, internal_id: int, parent_level: ResourceLevel,
+                              target: ResourceLevel) -> list[ResourceInfo]:
+        def tx(conn: Any) -> list[ResourceInfo]:
+            ids = reads.children_internal(conn, internal_id, target, parent_level)
+            return reads.expand(conn, target, ids)
+        return await self.engine.read(tx)
+
+    async def children_public_ids(self, internal_id: int, parent_level: ResourceLevel, target: ResourceLevel) -> list[str]:
+        def tx(conn: Any) -> list[str]:
+            ids = reads.children_internal(conn, internal_id, target, parent_level)
+            return [r[0] for r in conn.execute(
+                "SELECT public_id FROM resources WHERE internal_id IN (SELECT value FROM json_each(?)) ORDER BY internal_id",
+                (str(ids),))]
+        return await self.engine.read(tx)
+
+    async def expand_ancestor(self, internal_id: int, levels_up: int, target: ResourceLevel) -> ResourceInfo | None:
+        def tx(conn: Any) -> ResourceInfo | None:
+            anc = reads.ancestor_internal(conn, internal_id, levels_up)
+            if anc is None:
+                return None
+            found = reads.expand(conn, target, [anc])
+            return found[0] if found else None
+        return await self.engine.read(tx)
+
+    async def descendant_attachments(self, internal_id: int) -> list[tuple[str, str, AttachmentInfo]]:
+        return await self.engine.read(functools.partial(reads.descendant_attachments, internal_id=internal_id))
+
+    async def attachments_of(self, internal_id: int) -> dict[int, AttachmentInfo]:
+        return await self.engine.read(functools.partial(reads.attachments_of, internal_id=internal_id))
+
+    async def metadata_of(self, internal_id: int) -> dict[int, tuple[str, int]]:
+        return await self.engine.read(functools.partial(reads.metadata_of, internal_id=internal_id))
+
+    async def labels_of(self, internal_id: int) -> list[str]:
+        return await self.engine.read(functools.partial(reads.labels_of, internal_id=internal_id))
+
+    async def all_labels(self) -> list[str]:
+        return await self.engine.read(reads.all_labels)
+
+    async def is_protected(self, internal_id: int) -> bool:
+        return await self.engine.read(functools.partial(reads.is_protected, internal_id=internal_id))
+
+    async def lookup_identifier(self, value: str) -> list[tuple[ResourceLevel, str]]:
+        return await self.engine.read(functools.partial(reads.lookup_identifier, value=value))
+
+    async def changes(self, since: int, limit: int) -> tuple[list[Change], bool, int]:
+        return await self.engine.read(functools.partial(reads.get_changes, since=since, limit=limit))
+
+    async def last_change(self) -> tuple[list[Change], int]:
+        def tx(conn: Any) -> tuple[list[Change], int]:
+            return reads.last_change(conn), reads.last_change_seq(conn)
+        return await self.engine.read(tx)
+
+    async def exports(self, since: int, limit: int) -> tuple[list[dict[str, object]], bool, int]:
+        return await self.engine.read(functools.partial(reads.get_exports, since=since, limit=limit))
+
+    async def statistics(self) -> dict[str, int]:
+        return await self.engine.read(reads.statistics)
+
+    async def resource_statistics(self, internal_id: int) -> dict[str, int]:
+        return await self.engine.read(functools.partial(reads.resource_statistics, internal_id=internal_id))
+
+    async def all_attachment_uuids(self) -> dict[str, int]:
+        return await self.engine.read(reads.all_attachment_uuids)
+
+    async def global_property(self, prop: int) -> str | None:
+        return await self.engine.read(functools.partial(reads.global_property, prop=prop))

@@ -1,0 +1,329 @@
+"""Write transactions of the index, as sync functions of a connection (run by the engine's writer).
+
+Each function is one use case; nothing here awaits or touches files: the caller removes the files
+whose UUIDs these functions return, after the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..errors import ErrorCode, OrthancError
+from ..model import AttachmentType, ChangeType, MetadataType, ResourceLevel
+from ..dicom.tags import IDENTIFIER_TAGS, signature
+from .normalize import normalize_identifier
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """Everything the store transaction writes for one instance (built by services/store.py)."""
+
+    public_ids: tuple[str, str, str, str]              # patient, study, series, instance
+    tags: tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]  # per level, "gggg,eeee" -> value
+    instance_metadata: dict[int, str]
+    series_expected: int | None
+    index_in_series: int | None
+    attachment: tuple[str, int, int, int, str, str]  # uuid, compressed, uncompressed, compression, md5, cmd5
+    now: str
+    overwrite: str = "Never"                         # Never, Always, IfChanged
+    max_storage_bytes: int = 0
+    max_patients: int = 0
+    reject_when_full: bool = False
+
+
+@dataclass(slots=True)
+class StoreOutcome:
+    already_stored: bool = False
+    changes: list[tuple[int, ChangeType, ResourceLevel, str]] = field(default_factory=list)  # seq, type, level, public id
+    removed_uuids: list[tuple[str, bool]] = field(default_factory=list)                      # uuid, compressed
+    new_levels: list[ResourceLevel] = field(default_factory=list)
+    delta_bytes: int = 0
+
+
+@dataclass(slots=True)
+class DeleteOutcome:
+    remaining_ancestor: tuple[ResourceLevel, str] | None
+    removed_uuids: list[tuple[str, bool]]
+    delta_bytes: int
+
+
+def _log_change(conn: sqlite3.Connection, out: list[tuple[int, ChangeType, ResourceLevel, str]],
+                change: ChangeType, internal_id: int, level: ResourceLevel, public_id: str, now: str) -> None:
+    cur = conn.execute("INSERT INTO changes(change_type, internal_id, resource_type, date) VALUES (?,?,?,?)",
+                       (int(change), internal_id, int(level), now))
+    out.append((int(cur.lastrowid or 0), change, level, public_id))
+
+
+def _set_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, value: str) -> None:
+    conn.execute(
+        "INSERT INTO metadata(id, type, value, revision) VALUES (?,?,?,0) "
+        "ON CONFLICT(id, type) DO UPDATE SET value=excluded.value, revision=revision+1",
+        (internal_id, mtype, value),
+    )
+
+
+def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
+    out = StoreOutcome()
+    patient_pid, study_pid, series_pid, instance_pid = new.public_ids
+    existing = conn.execute("SELECT internal_id FROM resources WHERE public_id=?", (instance_pid,)).fetchone()
+    if existing is not None:
+        if new.overwrite == "Never":
+            out.already_stored = True
+            return out
+        if new.overwrite == "IfChanged":
+            row = conn.execute("SELECT uncompressed_md5 FROM attachments WHERE id=? AND file_type=1",
+                               (existing[0],)).fetchone()
+            if row is not None and row[0] == new.attachment[4]:
+                out.already_stored = True
+                return out
+        # Overwrite: drop the old instance (not its parents) before storing the new one.
+        removed, delta = _delete_subtree(conn, existing[0])
+        out.removed_uuids.extend(removed)
+        out.delta_bytes += delta
+
+    _enforce_quota(conn, new, out, patient_pid)
+
+    parent: int | None = None
+    created_ids: list[tuple[ResourceLevel, int]] = []
+    internal_ids: list[int] = []
+    for level in ResourceLevel:
+        pid = new.public_ids[level]
+        row = conn.execute("SELECT internal_id FROM resources WHERE public_id=?", (pid,)).fetchone()
+        if row is not None and level is not ResourceLevel.INSTANCE:
+            internal = int(row[0])
+        else:
+            tags = new.tags[level]
+            if level is ResourceLevel.STUDY:
+                tags = {**new.tags[ResourceLevel.PATIENT], **tags}  # Orthanc copies the patient tags onto studies
+            cur = conn.execute(
+                "INSERT INTO resources(level, public_id, parent_id, main_tags) VALUES (?,?,?,?)",
+                (int(level), pid, parent, orjson.dumps(tags).decode()),
+            )
+            internal = int(cur.lastrowid or 0)
+            created_ids.append((level, internal))
+            conn.executemany(
+                "INSERT INTO main_dicom_tags(id, tag, value) VALUES (?,?,?)",
+                [(internal, int(k.replace(",", ""), 16), v) for k, v in tags.items()],
+            )
+            conn.executemany(
+                "INSERT INTO dicom_identifiers(id, tag, value) VALUES (?,?,?)",
+                [(internal, t, normalize_identifier(tags.get(f"{t >> 16:04x},{t & 0xFFFF:04x}", "")))
+                 for t in IDENTIFIER_TAGS[level]],
+            )
+            _set_metadata(conn, internal, MetadataType.MainDicomTagsSignature, signature(level))
+            out.new_levels.append(level)
+        internal_ids.append(internal)
+        parent = internal
+
+    patient_internal, study_internal, series_internal, instance_internal = internal_ids
+    for mtype, value in new.instance_metadata.items():
+        _set_metadata(conn, instance_internal, mtype, value)
+    if new.index_in_series is not None:
+        _set_metadata(conn, instance_internal, MetadataType.IndexInSeries, str(new.index_in_series))
+    if ResourceLevel.SERIES in out.new_levels and new.series_expected is not None:
+        _set_metadata(conn, series_internal, MetadataType.ExpectedNumberOfInstances, str(new.series_expected))
+    for internal in (patient_internal, study_internal, series_internal):
+        _set_metadata(conn, internal, MetadataType.LastUpdate, new.now)
+
+    uuid, csize, usize, compression, md5, cmd5 = new.attachment
+    conn.execute(
+        "INSERT INTO attachments(id, file_type, uuid, compressed_size, uncompressed_size, compression_type,"
+        " uncompressed_md5, compressed_md5, revision) VALUES (?,?,?,?,?,?,?,?,0)",
+        (instance_internal, int(AttachmentType.DICOM), uuid, csize, usize, compression, md5, cmd5),
+    )
+    out.delta_bytes += csize
+
+    # Changes: NewInstance first, then the parents that are new (FEATURES.md §5.4).
+    _log_change(conn, out.changes, ChangeType.NewInstance, instance_internal, ResourceLevel.INSTANCE, instance_pid, new.now)
+    for level, change in ((ResourceLevel.SERIES, ChangeType.NewSeries), (ResourceLevel.STUDY, ChangeType.NewStudy),
+                          (ResourceLevel.PATIENT, ChangeType.NewPatient)):
+        if level in out.new_levels:
+            _log_change(conn, out.changes, change, internal_ids[level], level, new.public_ids[level], new.now)
+
+    if _series_just_completed(conn, series_internal, new.index_in_series):
+        _log_change(conn, out.changes, ChangeType.CompletedSeries, series_internal, ResourceLevel.SERIES, series_pid, new.now)
+
+    # The patient becomes the most recently used one, unless it is protected.
+    if conn.execute("SELECT 1 FROM protected_patients WHERE patient_id=?", (patient_internal,)).fetchone() is None:
+        conn.execute("DELETE FROM patient_recycling_order WHERE patient_id=?", (patient_internal,))
+        conn.execute("INSERT INTO patient_recycling_order(patient_id) VALUES (?)", (patient_internal,))
+    return out
+
+
+def _series_just_completed(conn: sqlite3.Connection, series_internal: int, index: int | None) -> bool:
+    row = conn.execute("SELECT value FROM metadata WHERE id=? AND type=?",
+                       (series_internal, int(MetadataType.ExpectedNumberOfInstances))).fetchone()
+    if row is None or index is None:
+        return False
+    expected = int(row[0])
+    indexes = [r[0] for r in conn.execute(
+        "SELECT m.value FROM resources r JOIN metadata m ON m.id=r.internal_id AND m.type=? WHERE r.parent_id=?",
+        (int(MetadataType.IndexInSeries), series_internal))]
+    return series_status(expected, indexes) == "Complete"
+
+
+def series_status(expected: int | None, indexes: list[str]) -> str:
+    """Complete when IndexInSeries values are exactly 1..N, Inconsistent on a duplicate or out-of-range index."""
+    if expected is None:
+        return "Unknown"
+    seen: set[int] = set()
+    for text in indexes:
+        try:
+            value = int(text)
+        except ValueError:
+            return "Unknown"
+        if value < 1 or value > expected or value in seen:
+            return "Inconsistent"
+        seen.add(value)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
+def _enforce_quota(conn: sqlite3.Connection, new: NewInstance, out: StoreOutcome, patient_pid: str) -> None:
+    """MaximumStorageSize / MaximumPatientCount: reject (FullStorage) or recycle the oldest unprotected patients."""
+    if not new.max_storage_bytes and not new.max_patients:
+        return
+    incoming = new.attachment[1]
+    patient_exists = conn.execute("SELECT 1 FROM resources WHERE public_id=?", (patient_pid,)).fetchone() is not None
+
+    def over() -> bool:
+        if new.max_patients:
+            count = conn.execute("SELECT COUNT(*) FROM resources WHERE level=0").fetchone()[0]
+            if count + (0 if patient_exists else 1) > new.max_patients:
+                return True
+        if new.max_storage_bytes:
+            total = conn.execute("SELECT COALESCE(SUM(compressed_size),0) FROM attachments").fetchone()[0]
+            if total + incoming > new.max_storage_bytes:
+                return True
+        return False
+
+    while over():
+        if new.reject_when_full:
+            raise OrthancError(ErrorCode.FullStorage)
+        row = conn.execute(
+            "SELECT o.patient_id FROM patient_recycling_order o JOIN resources r ON r.internal_id=o.patient_id "
+            "WHERE r.public_id<>? ORDER BY o.seq LIMIT 1", (patient_pid,)).fetchone()
+        if row is None:
+            raise OrthancError(ErrorCode.FullStorage, "Cannot recycle more patients")
+        removed, delta = _delete_subtree(conn, int(row[0]))
+        out.removed_uuids.extend(removed)
+        out.delta_bytes += delta
+
+
+def _delete_subtree(conn: sqlite3.Connection, internal_id: int) -> tuple[list[tuple[str, bool]], int]:
+    """Delete a resource and its descendants (FK cascades); return their attachments to remove from storage."""
+    rows = conn.execute(
+        "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT r.internal_id FROM resources r JOIN sub ON r.parent_id=sub.id) "
+        "SELECT a.uuid, a.compression_type, a.compressed_size FROM attachments a JOIN sub ON a.id=sub.id",
+        (internal_id,)).fetchall()
+    conn.execute("DELETE FROM resources WHERE internal_id=?", (internal_id,))
+    return [(r[0], r[1] != 1) for r in rows], -sum(r[2] for r in rows)
+
+
+def delete_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:
+    """Delete a resource, then every ancestor that became empty; answer the first remaining ancestor."""
+    row = conn.execute("SELECT internal_id, parent_id FROM resources WHERE public_id=? AND level=?",
+                       (public_id, int(level))).fetchone()
+    if row is None:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    removed, delta = _delete_subtree(conn, int(row[0]))
+    parent = row[1]
+    remaining: tuple[ResourceLevel, str] | None = None
+    while parent is not None:
+        prow = conn.execute("SELECT level, public_id, parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
+        if prow is None:
+            break
+        has_child = conn.execute("SELECT 1 FROM resources WHERE parent_id=? LIMIT 1", (parent,)).fetchone()
+        if has_child is not None:
+            remaining = (ResourceLevel(prow[0]), prow[1])
+            # The ancestors of a deleted resource get a new LastUpdate.
+            anc: int | None = parent
+            while anc is not None:
+                _set_metadata(conn, anc, MetadataType.LastUpdate, now)
+                nxt = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (anc,)).fetchone()
+                anc = nxt[0] if nxt else None
+            break
+        conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
+        parent = prow[2]
+    return DeleteOutcome(remaining, removed, delta)
+
+
+def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now: str) -> tuple[int, ChangeType, ResourceLevel, str] | None:
+    row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=?", (public_id,)).fetchone()
+    if row is None:
+        return None
+    out: list[tuple[int, ChangeType, ResourceLevel, str]] = []
+    _log_change(conn, out, change, int(row[0]), ResourceLevel(row[1]), public_id, now)
+    return out[0]
+
+
+def set_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, value: str, expected_revision: int | None) -> int:
+    """Create or replace; with expected_revision, a stale revision is a Revision (409) error. Returns the new revision."""
+    row = conn.execute("SELECT revision FROM metadata WHERE id=? AND type=?", (internal_id, mtype)).fetchone()
+    if row is not None and expected_revision is not None and row[0] != expected_revision:
+        raise OrthancError(ErrorCode.Revision)
+    _set_metadata(conn, internal_id, mtype, value)
+    return 0 if row is None else int(row[0]) + 1
+
+
+def delete_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, expected_revision: int | None) -> None:
+    row = conn.execute("SELECT revision FROM metadata WHERE id=? AND type=?", (internal_id, mtype)).fetchone()
+    if row is None:
+        raise OrthancError(ErrorCode.InexistentItem)
+    if expected_revision is not None and row[0] != expected_revision:
+        raise OrthancError(ErrorCode.Revision)
+    conn.execute("DELETE FROM metadata WHERE id=? AND type=?", (internal_id, mtype))
+
+
+def set_protected(conn: sqlite3.Connection, patient_internal: int, protected: bool) -> None:
+    if protected:
+        conn.execute("INSERT OR IGNORE INTO protected_patients(patient_id) VALUES (?)", (patient_internal,))
+        conn.execute("DELETE FROM patient_recycling_order WHERE patient_id=?", (patient_internal,))
+    else:
+        deleted = conn.execute("DELETE FROM protected_patients WHERE patient_id=?", (patient_internal,)).rowcount
+        if deleted:
+            conn.execute("INSERT INTO patient_recycling_order(patient_id) VALUES (?)", (patient_internal,))
+
+
+def add_label(conn: sqlite3.Connection, internal_id: int, label: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO labels(id, label) VALUES (?,?)", (internal_id, label))
+
+
+def remove_label(conn: sqlite3.Connection, internal_id: int, label: str) -> None:
+    conn.execute("DELETE FROM labels WHERE id=? AND label=?", (internal_id, label))
+
+
+def clear_changes(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM changes")
+
+
+def clear_exports(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM exported_resources")
+
+
+def log_export(conn: sqlite3.Connection, level: ResourceLevel, public_id: str, modality: str,
+               uids: tuple[str, str, str, str], now: str) -> None:
+    conn.execute(
+        "INSERT INTO exported_resources(resource_type, public_id, remote_modality, patient_id, study_instance_uid,"
+        " series_instance_uid, sop_instance_uid, date) VALUES (?,?,?,?,?,?,?,?)",
+        (int(level), public_id, modality, *uids, now))
+
+
+def set_global_property(conn: sqlite3.Connection, prop: int, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO global_properties(property, value) VALUES (?,?)", (prop, value))
+
+
+def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int]) -> None:
+    """Start-up repair: delete instances whose file is gone (then their empty parents are pruned)."""
+    for internal in instance_ids:
+        row = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (internal,)).fetchone()
+        conn.execute("DELETE FROM resources WHERE internal_id=?", (internal,))
+        parent = row[0] if row else None
+        while parent is not None:
+            if conn.execute("SELECT 1 FROM resources WHERE parent_id=? LIMIT 1", (parent,)).fetchone():
+                break
+            prow = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
+            conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
+            parent = prow[0] if prow else None

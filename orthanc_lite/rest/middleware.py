@@ -1,0 +1,139 @@
+"""HTTP rules of every route: Orthanc's error JSON, authentication, RemoteAccessAllowed, method faking,
+trailing slashes. The only place that renders OrthancError for HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import logging
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError, UrlDispatcher
+
+from ..app_keys import CONTEXT
+from ..errors import HTTP_REASONS, ErrorCode, OrthancError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class OrthancRouter(UrlDispatcher):
+    """Resolves a path with or without its trailing slash, and honours method faking
+    (X-HTTP-Method-Override, or GET ...?_method=delete|put)."""
+
+    async def resolve(self, request: web.Request) -> Any:
+        method = _faked_method(request)
+        if method is not None:
+            request = request.clone(method=method)
+        match = await super().resolve(request)
+        if isinstance(match, MatchInfoError) and request.path != "/" and request.path.endswith("/"):
+            stripped = request.clone(rel_url=request.rel_url.with_path(request.path.rstrip("/") or "/"))
+            retry = await super().resolve(stripped)
+            if not isinstance(retry, MatchInfoError):
+                return retry
+        return match
+
+
+def _faked_method(request: web.Request) -> str | None:
+    override = request.headers.get("X-HTTP-Method-Override", "").upper()
+    if override in ("PUT", "DELETE") and request.method == "POST":
+        return override
+    if request.method == "GET":
+        faked = request.query.get("_method", "").upper()
+        if faked in ("PUT", "DELETE"):
+            return faked
+    return None
+
+
+def error_body(request: web.Request, status: int, code: ErrorCode, details: str | None) -> bytes:
+    body: dict[str, Any] = {
+        "HttpError": HTTP_REASONS.get(status, "Internal Server Error"),
+        "HttpStatus": status,
+        "Message": code.description,
+        "Method": request.method,
+        "OrthancError": code.description,
+        "OrthancStatus": code.code,
+        "Uri": request.path,
+    }
+    if details:
+        body["Details"] = details
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def error_response(request: web.Request, status: int, code: ErrorCode, details: str | None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    describe = request.app[CONTEXT].settings.HttpDescribeErrors
+    if not describe:
+        return web.Response(status=status, headers=headers)
+    return web.Response(status=status, body=error_body(request, status, code, details), headers=headers,
+                        content_type="application/json", charset="utf-8")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OrthancError as exc:
+        status = exc.http_status
+        level = logging.ERROR if status >= 500 else logging.INFO
+        logger.log(level, "%s %s: %s (%s)", request.method, request.path, exc.code.description, exc.details or "")
+        return error_response(request, status, exc.code, exc.details)
+    except web.HTTPMethodNotAllowed as exc:
+        return web.Response(status=405, headers={"Allow": ",".join(sorted(exc.allowed_methods))})
+    except web.HTTPNotFound:
+        return web.Response(status=404)
+    except web.HTTPRequestEntityTooLarge as exc:
+        logger.warning("%s %s: request body too large", request.method, request.path)
+        return error_response(request, 413, ErrorCode.BadRequest, exc.text or "Request body too large")
+    except web.HTTPException:
+        raise
+    except ValueError as exc:  # bad arguments that slipped through (e.g. a level name)
+        logger.info("%s %s: %s", request.method, request.path, exc)
+        return error_response(request, 400, ErrorCode.BadRequest, str(exc))
+    except Exception as exc:
+        logger.exception("Internal error on %s %s", request.method, request.path)
+        return error_response(request, 500, ErrorCode.InternalError, str(exc))
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """RemoteAccessAllowed (loopback only when false) and HTTP Basic against RegisteredUsers."""
+    settings = request.app[CONTEXT].settings
+    if not settings.RemoteAccessAllowed and not _is_loopback(request.remote):
+        return error_response(request, 401, ErrorCode.Unauthorized, "Remote access is disabled")
+    if settings.authentication_enabled:
+        user = _basic_user(request.headers.get("Authorization", ""), settings.RegisteredUsers)
+        if user is None:
+            return web.Response(status=401, text="Unauthorized",
+                                headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
+        request["username"] = user
+    return await handler(request)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return True  # unix sockets / in-process test transports
+    try:
+        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _basic_user(header: str, users: dict[str, str]) -> str | None:
+    if not header.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    if not sep or name not in users:
+        return None
+    import hmac
+
+    return name if hmac.compare_digest(str(users[name]).encode(), password.encode()) else None

@@ -1,0 +1,242 @@
+"""/patients /studies /series /instances: upload, lists, expanded resources, parents and children,
+statistics, protection, delete (~ OrthancRestResources.cpp)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import ErrorCode, OrthancError
+from ..model import Origin, ResourceLevel, StoreResult
+from ..services import delete as delete_service
+from ..services import resources as res
+from ..services.store import store_file
+from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_response, level_of, max_body_bytes,
+                      spool_stream, text_response)
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+LEVELS = "{level:patients|studies|series|instances}"
+ID = "{id:[0-9a-f-]+}"
+
+
+def _origin(request: web.Request) -> Origin:
+    return Origin("RestApi", remote_ip=request.remote or "", http_username=request.get("username", ""))
+
+
+@routes.post("/instances")
+async def upload(request: web.Request) -> web.Response:
+    """Upload DICOM instances (a file, a gzip body, a ZIP archive or multipart/form-data)."""
+    ctx = ctx_of(request)
+    origin = _origin(request)
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        results: list[dict[str, Any]] = []
+        async for part in reader:
+            if part.filename is None and part.name not in (None, "file", "files[]", "files"):
+                continue
+            spooled = await spool_stream(ctx, part, max_body_bytes(ctx))
+            results.extend(await _store_spooled(request, spooled, origin))
+        if not results:
+            raise OrthancError(ErrorCode.BadFileFormat, "No DICOM file in the multipart body")
+        return json_response(results[0] if len(results) == 1 else results)
+    spooled = await spool_stream(ctx, request.content, max_body_bytes(ctx))
+    if spooled.size == 0:
+        os.unlink(spooled.path)
+        raise OrthancError(ErrorCode.BadFileFormat, "Empty request body")
+    results = await _store_spooled(request, spooled, origin)
+    if spooled.head.startswith(b"PK\x03\x04"):
+        return json_response(results)
+    return json_response(results[0])
+
+
+async def _store_spooled(request: web.Request, spooled: SpooledBody, origin: Origin) -> list[dict[str, Any]]:
+    ctx = ctx_of(request)
+    if not spooled.head.startswith(b"PK\x03\x04"):
+        result = await store_file(ctx, spooled.path, origin, spooled.md5)
+        return [result.to_json()]
+    # A ZIP: members are extracted one at a time to the spool folder, never the whole archive in memory.
+    results: list[dict[str, Any]] = []
+    try:
+        names = await ctx.executors.run_io(_zip_members, spooled.path)
+        for name in names:
+            member_path = await ctx.executors.run_io(_extract_member, spooled.path, name, ctx.storage.incoming_dir(),
+                                                     int(ctx.settings.MaximumFileSizeInArchiveMB) * 1024 * 1024)
+            if member_path is None:
+                continue
+            try:
+                result: StoreResult = await store_file(ctx, member_path, origin)
+            except OrthancError as exc:
+                if exc.code is ErrorCode.BadFileFormat:
+                    logger.info("Skipping a non-DICOM member of the ZIP archive: %s", name)
+                    continue
+                raise
+            results.append(result.to_json())
+    except zipfile.BadZipFile:
+        raise OrthancError(ErrorCode.BadFileFormat, "Corrupted ZIP archive") from None
+    finally:
+        try:
+            os.unlink(spooled.path)
+        except OSError:
+            pass
+    return results
+
+
+def _zip_members(path: str) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return [info.filename for info in archive.infolist()
+                if not info.is_dir() and os.path.basename(info.filename).upper() != "DICOMDIR"]
+
+
+def _extract_member(path: str, name: str, folder: str, max_size: int) -> str | None:
+    import shutil
+    import tempfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        if max_size and info.file_size > max_size:
+            logger.warning("Skipping a ZIP member larger than MaximumFileSizeInArchiveMB: %s", name)
+            return None
+        fd, out_path = tempfile.mkstemp(dir=folder, suffix=".zipmember")
+        with os.fdopen(fd, "wb") as out, archive.open(info) as member:
+            shutil.copyfileobj(member, out, 1 << 20)
+    return out_path
+
+
+@routes.get("/" + LEVELS)
+async def list_resources(request: web.Request) -> web.Response:
+    """List the resources of a level (?expand, ?since + ?limit)."""
+    ctx = ctx_of(request)
+    level = level_of(request)
+    has_since, has_limit = "since" in request.query, "limit" in request.query
+    if has_since != has_limit:
+        raise OrthancError(ErrorCode.BadRequest, "Missing \"since\" or \"limit\" argument")
+    since, limit = int_arg(request, "since"), int_arg(request, "limit")
+    if bool_arg(request, "expand"):
+        infos = await ctx.index.expand(level, since=since, limit=limit)
+        fmt = res.tag_format(request.query)
+        return json_response([res.expand_resource(ctx, i, fmt) for i in infos])
+    if has_limit and limit == 0:
+        return json_response([])
+    return json_response(await ctx.index.list_public_ids(level, since, limit))
+
+
+@routes.get(f"/{LEVELS}/{ID}")
+async def get_resource(request: web.Request) -> web.Response:
+    """The expanded resource."""
+    ctx = ctx_of(request)
+    return json_response(await res.get_expanded(ctx, request.match_info["id"], level_of(request),
+                                                res.tag_format(request.query)))
+
+
+@routes.delete(f"/{LEVELS}/{ID}")
+async def delete_resource(request: web.Request) -> web.Response:
+    """Delete a resource; answers the remaining ancestor."""
+    ctx = ctx_of(request)
+    return json_response(await delete_service.delete_resource(ctx, request.match_info["id"], level_of(request)))
+
+
+@routes.post("/tools/bulk-delete")
+async def bulk_delete(request: web.Request) -> web.Response:
+    """Delete several resources of any level."""
+    ctx = ctx_of(request)
+    body = await json_body(request)
+    resources = body.get("Resources") if isinstance(body, dict) else None
+    if not isinstance(resources, list):
+        raise OrthancError(ErrorCode.BadRequest, "The body must contain a \"Resources\" array")
+    for item in resources:
+        if isinstance(item, dict):
+            public_id = str(item.get("ID", ""))
+            level: ResourceLevel | None = ResourceLevel.parse(str(item.get("Level", "")))
+        else:
+            public_id, level = str(item), None
+        found = await ctx.index.find_internal(public_id, level)
+        if found is None:
+            continue  # already gone (e.g. with a deleted parent): Orthanc ignores it
+        await delete_service.delete_resource(ctx, public_id, found[1])
+    return json_response({})
+
+
+# Children routes: expanded by default (the one exception), ?expand=false gives IDs.
+_CHILDREN = [
+    ("patients", "studies"), ("patients", "series"), ("patients", "instances"),
+    ("studies", "series"), ("studies", "instances"), ("series", "instances"),
+]
+_PARENTS = [
+    ("studies", "patient"), ("series", "patient"), ("series", "study"),
+    ("instances", "patient"), ("instances", "study"), ("instances", "series"),
+]
+
+
+def _children_handler(parent: ResourceLevel, child: ResourceLevel) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        ctx = ctx_of(request)
+        internal, _ = await res.require(ctx, request.match_info["id"], parent)
+        if not bool_arg(request, "expand", True):
+            return json_response(await ctx.index.children_public_ids(internal, parent, child))
+        infos = await ctx.index.expand_children(internal, parent, child)
+        fmt = res.tag_format(request.query)
+        return json_response([res.expand_resource(ctx, i, fmt) for i in infos])
+    handler.__doc__ = f"The {child.plural} of a {parent.type_name.lower()}, expanded by default."
+    return handler
+
+
+def _parent_handler(level: ResourceLevel, target: ResourceLevel) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        ctx = ctx_of(request)
+        internal, _ = await res.require(ctx, request.match_info["id"], level)
+        info = await ctx.index.expand_ancestor(internal, int(level) - int(target), target)
+        if info is None:
+            raise OrthancError(ErrorCode.UnknownResource)
+        return json_response(res.expand_resource(ctx, info, res.tag_format(request.query)))
+    handler.__doc__ = f"The parent {target.type_name.lower()} of a {level.type_name.lower()}."
+    return handler
+
+
+for _p, _c in _CHILDREN:
+    routes.get(f"/{_p}/{ID}/{_c}")(_children_handler(ResourceLevel.parse(_p), ResourceLevel.parse(_c)))
+for _l, _t in _PARENTS:
+    routes.get(f"/{_l}/{ID}/{_t}")(_parent_handler(ResourceLevel.parse(_l), ResourceLevel.parse(_t)))
+
+
+@routes.get(f"/{LEVELS}/{ID}/statistics")
+async def resource_statistics(request: web.Request) -> web.Response:
+    """Sizes and counts below one resource."""
+    return json_response(await res.resource_statistics(ctx_of(request), request.match_info["id"], level_of(request)))
+
+
+@routes.get(f"/patients/{ID}/protected")
+async def get_protected(request: web.Request) -> web.Response:
+    """Is the patient protected against recycling (0/1)."""
+    ctx = ctx_of(request)
+    internal, _ = await res.require(ctx, request.match_info["id"], ResourceLevel.PATIENT)
+    return text_response("1" if await ctx.index.is_protected(internal) else "0")
+
+
+@routes.put(f"/patients/{ID}/protected")
+async def set_protected(request: web.Request) -> web.Response:
+    """Protect (1) or unprotect (0) a patient against recycling."""
+    ctx = ctx_of(request)
+    internal, _ = await res.require(ctx, request.match_info["id"], ResourceLevel.PATIENT)
+    body = (await request.text()).strip().lower()
+    if body in ("1", "true"):
+        await ctx.index.set_protected(internal, True)
+    elif body in ("0", "false"):
+        await ctx.index.set_protected(internal, False)
+    else:
+        raise OrthancError(ErrorCode.ParameterOutOfRange, "Expected 0, 1, true or false")
+    return text_response("")
+
+
+@routes.post("/tools/lookup")
+async def lookup(request: web.Request) -> web.Response:
+    """Map a PatientID / StudyInstanceUID / SeriesInstanceUID / SOPInstanceUID to Orthanc resources."""
+    ctx = ctx_of(request)
+    value = (await request.text()).strip()
+    found = await ctx.index.lookup_identifier(value)
+    return json_response([{"ID": pid, "Path": f"/{lvl.plural}/{pid}", "Type": lvl.type_name} for lvl, pid in found])

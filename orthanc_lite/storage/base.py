@@ -1,0 +1,42 @@
+"""The storage area interface: attachments keyed by server-made UUIDs (never by anything from the DICOM file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    uuid: str
+    uncompressed_size: int
+    compressed_size: int
+    uncompressed_md5: str
+    compressed_md5: str
+    compressed: bool
+
+
+class StorageArea(Protocol):
+    """Five operations, as Orthanc's IStorageArea: create, read, read_range, path, remove."""
+
+    async def create_from_file(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
+        """Take ownership of the finished temporary file at src_path (it is moved, not copied, when possible)."""
+        ...
+
+    async def read(self, uuid: str) -> bytes:
+        """The whole (uncompressed) attachment."""
+        ...
+
+    async def read_range(self, uuid: str, start: int, end: int) -> bytes:
+        ...
+
+    def local_path(self, uuid: str) -> str | None:
+        """A path to serve directly (sendfile) when the attachment is stored uncompressed on a local disk."""
+        ...
+
+    async def remove(self, uuid: str) -> None:
+        ...
+
+    def incoming_dir(self) -> str:
+        """Where request bodies are spooled, on the same file system so that create_from_file is a rename."""
+        ...

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real server on ephemeral loopback ports, an HTTP client, the shared test data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import threading
+from typing import AsyncIterator
+
+import aiohttp
+import pytest
+
+import orthanc_lite
+from orthanc_lite.config import Settings, load
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT.parent / "shared" / "testdata" / "dicom").resolve()
+ORTHANC_BIN = "/usr/sbin/Orthanc"
+
+
+def testdata(*parts: str) -> pathlib.Path:
+    return TESTDATA.joinpath(*parts)
+
+
+def all_testdata_files() -> list[pathlib.Path]:
+    return sorted(p for p in TESTDATA.rglob("*") if p.is_file() and p.name != "DICOMDIR" and not p.name.endswith(".md"))
+
+
+@pytest.fixture
+def settings(tmp_path: pathlib.Path) -> Settings:
+    return load(None).replace(
+        StorageDirectory=str(tmp_path / "storage"),
+        HttpPort=0,
+        DicomPort=0,
+        StableAge=1,
+        RemoteAccessAllowed=True,
+        AuthenticationEnabled=False,
+    )
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[orthanc_lite.Server]:
+    async with orthanc_lite.serve(settings, host="127.0.0.1") as srv:
+        yield srv
+
+
+@pytest.fixture
+async def http(server: orthanc_lite.Server) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=server.url) as session:
+        yield session
+
+
+async def upload(http: aiohttp.ClientSession, path: os.PathLike[str] | str) -> dict:
+    with open(path, "rb") as f:
+        data = f.read()
+    async with http.post("/instances", data=data) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads() -> AsyncIterator[None]:
+    """Every server a test starts must stop its pools (STYLE.md: no leaks across tests)."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    for t in threading.enumerate():
+        if t.ident not in before and t.name.startswith(("cpu", "io", "dimse")) and t.is_alive():
+            t.join(timeout=5)
+            assert not t.is_alive(), f"thread {t.name} left running"
+
+
+def pytest_report_header() -> str:
+    return f"orthanc_lite {orthanc_lite.__version__}; real Orthanc: {'yes' if os.path.exists(ORTHANC_BIN) else 'no'}"
+
+
+__all__ = ["testdata", "upload", "all_testdata_files", "asyncio"]
