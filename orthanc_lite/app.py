@@ -15,6 +15,8 @@ from .services.context import ServerContext
 
 def build(settings: Settings) -> web.Application:
     # Bodies are streamed by the handlers that accept big ones; read() elsewhere stays capped.
+    # OrthancRouter resolves paths with a trailing slash (aiohttp deprecates passing a router, but it
+    # is the one place that sees the path before the 404/405 decision).
     app = web.Application(
         router=OrthancRouter(),
         middlewares=[security_middleware, errors_middleware],

@@ -23,6 +23,9 @@ def testdata(*parts: str) -> pathlib.Path:
     return TESTDATA.joinpath(*parts)
 
 
+testdata.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def all_testdata_files() -> list[pathlib.Path]:
     return sorted(p for p in TESTDATA.rglob("*") if p.is_file() and p.name != "DICOMDIR" and not p.name.endswith(".md"))
 
