@@ -132,6 +132,11 @@ _NUMBER_FORMATS: Final[dict[str, tuple[str, int]]] = {
     "US": ("H", 2), "SS": ("h", 2), "UL": ("L", 4), "SL": ("l", 4),
     "UV": ("Q", 8), "SV": ("q", 8), "FL": ("f", 4), "FD": ("d", 8),
 }
+# DCMTK resolves these "US or SS" tags of implicit VR data by PixelRepresentation
+_XS_BY_PIXEL_REPRESENTATION: Final[frozenset[int]] = frozenset({
+    0x00280120, 0x00280121, 0x00603004, 0x00603006, 0x00189810, 0x00280106, 0x00280107,
+    0x00280108, 0x00280109, 0x00283002, 0x00409211, 0x00409216,
+})
 _ESC: Final = 0x1B
 _ESCAPES: Final = re.compile("\x1b[\x20-\x2f]*[\x30-\x7e]")
 _PN_DELIMS: Final[set[int]] = {0x5C, 0x5E, 0x3D}
@@ -218,20 +223,20 @@ def dataset_codecs(ds: Dataset) -> tuple[str, ...]:
 def element_vr(elem: DataElement | RawDataElement, ds: Dataset | None = None) -> str:
     """The VR DCMTK would give `elem`: the explicit VR, or the dictionary VR for implicit data.
 
-    Ambiguous dictionary VRs resolve as DCMTK does: "US or SS" by PixelRepresentation of `ds`,
-    "OB or OW" and LUT data to "OW". Unknown tags give "UN".
+    Ambiguous dictionary VRs resolve as DCMTK's DcmItem::checkAndUpdateVR does: a few "US or
+    SS" tags by PixelRepresentation in the same item (`ds`); the others stay ambiguous and
+    are returned as "xs" (no string value: Orthanc shows Null); "OB or OW" gives "OW".
+    Explicit UN stays UN (see dicom_json for how Orthanc shows it). Unknown tags give "UN".
     """
     vr = elem.VR
     if vr is None or vr == "UN" and isinstance(elem, RawDataElement) and elem.is_implicit_VR:
         vr = _dictionary_vr(BaseTag(elem.tag))
     if vr and " or " in vr:
-        if vr.startswith("US or SS") and "OW" not in vr:
-            signed = False
-            if ds is not None and 0x00280103 in ds:
-                signed = element_string(ds.get_item(0x00280103)) == "1"
-            vr = "SS" if signed else "US"
-        else:
-            vr = "OW"
+        if vr != "US or SS":
+            return "OW"
+        if int(elem.tag) in _XS_BY_PIXEL_REPRESENTATION and ds is not None and 0x00280103 in ds:
+            return "SS" if element_string(ds.get_item(0x00280103)) == "1" else "US"
+        return "xs"
     return vr or "UN"
 
 
@@ -297,7 +302,7 @@ def element_string(
     """
     if vr is None:
         vr = element_vr(elem)
-    if vr == "SQ" or vr in BINARY_VRS:
+    if vr == "SQ" or vr == "xs" or vr in BINARY_VRS:
         return None
     if isinstance(elem, RawDataElement):
         raw = raw_value_bytes(elem)
@@ -351,20 +356,19 @@ def _decode(raw: bytes, codecs: Sequence[str], vr: str) -> str:
 
 
 def _to_ascii(text: str) -> str:
-    """Toolbox::ConvertToAscii: keep printable ASCII only."""
-    return "".join(c for c in text if 32 <= ord(c) < 127)
+    """Toolbox::ConvertToAscii: keep printable ASCII (and newlines) only."""
+    return "".join(c for c in text if 32 <= ord(c) < 127 or c == "\n")
 
 
 def _format_number(value: int | float, vr: str) -> str:
-    if vr == "FL":
-        return _format_float(float(value), 9)
-    if vr == "FD":
+    if vr in ("FL", "FD"):
+        # Orthanc 1.10.1 (boost::lexical_cast) prints FL too with 17 significant digits
         return _format_float(float(value), 17)
     return str(int(value))
 
 
 def _format_float(value: float, digits: int) -> str:
-    """boost::lexical_cast<std::string>(float/double): %.9g / %.17g."""
+    """boost::lexical_cast<std::string>(float/double) as observed: %.17g."""
     if value != value:
         return "nan" if str(value)[0] != "-" else "-nan"
     return "%.*g" % (digits, value)
