@@ -7,3 +7,4 @@ from aiohttp import web
 from .services.context import ServerContext
 
 CONTEXT: web.AppKey[ServerContext] = web.AppKey("context", ServerContext)
+USERNAME: web.RequestKey[str] = web.RequestKey("username", str)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import ipaddress
 import logging
 from typing import Any, Awaitable, Callable
@@ -14,7 +15,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError, UrlDispatcher
 
-from ..app_keys import CONTEXT
+from ..app_keys import CONTEXT, USERNAME
 from ..errors import HTTP_REASONS, ErrorCode, OrthancError
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         if user is None:
             return web.Response(status=401, text="Unauthorized",
                                 headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
-        request["username"] = user
+        request[USERNAME] = user
     return await handler(request)
 
 
@@ -134,6 +135,4 @@ def _basic_user(header: str, users: dict[str, str]) -> str | None:
     name, sep, password = decoded.partition(":")
     if not sep or name not in users:
         return None
-    import hmac
-
     return name if hmac.compare_digest(str(users[name]).encode(), password.encode()) else None

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..app_keys import USERNAME
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult
 from ..services import delete as delete_service
@@ -26,7 +27,7 @@ ID = "{id:[0-9a-f-]+}"
 
 
 def _origin(request: web.Request) -> Origin:
-    return Origin("RestApi", remote_ip=request.remote or "", http_username=request.get("username", ""))
+    return Origin("RestApi", remote_ip=request.remote or "", http_username=request.get(USERNAME, ""))
 
 
 @routes.post("/instances")
@@ -240,3 +241,23 @@ async def lookup(request: web.Request) -> web.Response:
     value = (await request.text()).strip()
     found = await ctx.index.lookup_identifier(value)
     return json_response([{"ID": pid, "Path": f"/{lvl.plural}/{pid}", "Type": lvl.type_name} for lvl, pid in found])
+
+
+@routes.get(f"/instances/{ID}/file")
+async def instance_file(request: web.Request) -> web.StreamResponse:
+    """The DICOM file of an instance (application/dicom), served straight from storage."""
+    ctx = ctx_of(request)
+    public_id = request.match_info["id"]
+    internal, _ = await res.require(ctx, public_id, ResourceLevel.INSTANCE)
+    attachment = (await ctx.index.attachments_of(internal)).get(1)
+    if attachment is None:
+        raise OrthancError(ErrorCode.InexistentFile)
+    filename = request.query.get("filename", f"{public_id}.dcm").replace('"', "")
+    headers = {"Content-Disposition": f'filename="{filename}"'}
+    if attachment.compression == 1:
+        path = ctx.storage.local_path(attachment.uuid)
+        if path is not None:
+            response = web.FileResponse(path, headers={**headers, "Content-Type": "application/dicom"})
+            return response
+    data = await ctx.storage.read(attachment.uuid, attachment.compression != 1)
+    return web.Response(body=data, content_type="application/dicom", headers=headers)
