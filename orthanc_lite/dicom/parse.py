@@ -149,10 +149,10 @@ def _pixel_data_position(fp: object, ds: pydicom.Dataset) -> tuple[int | None, s
     element = int.from_bytes(header[2:4], order)
     if (group, element) != (0x7FE0, 0x0010):
         return None, None
+    # Orthanc's PixelDataOffset is where the (7fe0,0010) element starts, header included.
     if ds.is_implicit_VR:
-        return start + 8, "OW"
-    vr = header[4:6].decode("ascii", "replace")
-    return start + 12, vr
+        return start, "OW"
+    return start, header[4:6].decode("ascii", "replace")
 
 
 def _size(path: str | os.PathLike[str]) -> int:

@@ -27,7 +27,7 @@ ID = "{id:[0-9a-f-]+}"
 
 
 def _origin(request: web.Request) -> Origin:
-    return Origin("RestApi", remote_ip=request.remote or "", http_username=request.get(USERNAME, ""))
+    return Origin("RestApi", remote_ip=request.remote or "", remote_aet="", http_username=request.get(USERNAME, ""))
 
 
 @routes.post("/instances")
@@ -49,7 +49,7 @@ async def upload(request: web.Request) -> web.Response:
     spooled = await spool_stream(ctx, request.content, max_body_bytes(ctx))
     if spooled.size == 0:
         os.unlink(spooled.path)
-        raise OrthancError(ErrorCode.BadFileFormat, "Empty request body")
+        raise OrthancError(ErrorCode.BadFileFormat, "Received an empty DICOM file")
     results = await _store_spooled(request, spooled, origin)
     if spooled.head.startswith(b"PK\x03\x04"):
         return json_response(results)
