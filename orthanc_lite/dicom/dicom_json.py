@@ -32,6 +32,7 @@ from orthanc_lite.dicom.values import (
     dataset_codecs,
     element_string,
     element_vr,
+    meta_tags,
     raw_value_bytes,
 )
 
@@ -180,14 +181,20 @@ def dataset_to_json(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown DICOM-as-JSON format: {fmt}")
+    quirk = meta_tags(ds)
     if header:
         meta = getattr(ds, "file_meta", None) or Dataset()
         full = _item_to_full(meta, ("ascii",), max_length, ignore_length, 0,
                              header=True, binary_as_null=True, user_dictionary=user_dictionary)
+        if quirk:
+            extra = _item_to_full(ds, ("ascii",), max_length, ignore_length, 0, header=True,
+                                  binary_as_null=True, user_dictionary=user_dictionary,
+                                  only=quirk)
+            full = dict(sorted({**full, **extra}.items()))
     else:
         full = _item_to_full(ds, dataset_codecs(ds), max_length, ignore_length, 0,
                              header=False, binary_as_null=binary_as_null,
-                             user_dictionary=user_dictionary)
+                             user_dictionary=user_dictionary, skip=quirk)
         if has_pixel_data and tag_key(PIXEL_DATA) not in full:
             full[tag_key(PIXEL_DATA)] = {"Name": "PixelData", "Type": "Null", "Value": None}
     return full if fmt == "full" else simplify_json(full, fmt)
@@ -218,17 +225,19 @@ def _item_to_full(
     header: bool,
     binary_as_null: bool,
     user_dictionary: UserDictionary | None,
+    skip: frozenset[int] = frozenset(),
+    only: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for tag in sorted(ds.keys()):
         tag = int(tag)
-        if depth == 0 and tag > PIXEL_DATA:
-            continue  # DicomToJsonFlags_StopAfterPixelData
+        if depth == 0 and (tag > PIXEL_DATA or tag in skip or only is not None and tag not in only):
+            continue  # StopAfterPixelData; meta-header quirk (values.meta_tags)
         elem = ds.get_item(tag)
         if elem is None:
             continue
         group = tag >> 16
-        if header and (group != 0x0002):
+        if header and group != 0x0002 and only is None:
             continue
         creator = private_creator_of(ds, tag) if group % 2 == 1 else None
         name = tag_name(tag, creator, user_dictionary)

@@ -33,6 +33,7 @@ __all__ = [
     "element_vr",
     "element_string",
     "raw_value_bytes",
+    "meta_tags",
     "STRING_VRS",
     "BINARY_VRS",
 ]
@@ -172,7 +173,35 @@ def read_dataset(
         raise DicomReadError("not a DICOM file")
     ds._parent_encoding = _CODECS[default_encoding]
     ds._orthanc_default_encoding = default_encoding  # read back by dataset_codecs()
+    ds._orthanc_meta_tags = _tags_inside_meta_group(ds)  # read back by meta_tags()
     return ds
+
+
+def _tags_inside_meta_group(ds: Dataset) -> frozenset[int]:
+    """Dataset tags that a too-long meta group length covers.
+
+    DCMTK trusts (0002,0000): elements inside that length belong to the meta header (Orthanc
+    shows them in /header, not in /tags or /content), even when their group is not 0002.
+    """
+    if ds.preamble is None or "FileMetaInformationGroupLength" not in ds.file_meta:
+        return frozenset()
+    try:
+        end = 144 + int(ds.file_meta.FileMetaInformationGroupLength)  # 128 + "DICM" + 12
+    except (TypeError, ValueError):
+        return frozenset()
+    tags: list[int] = []
+    for tag in sorted(ds.keys()):
+        elem = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(elem, RawDataElement) or elem.value_tell >= end:
+            break
+        tags.append(int(tag))
+    return frozenset(tags)
+
+
+def meta_tags(ds: Dataset) -> frozenset[int]:
+    """Tags of `ds` that Orthanc (DCMTK) reads as part of the meta header (see read_dataset)."""
+    tags = getattr(ds, "_orthanc_meta_tags", None)
+    return tags if isinstance(tags, frozenset) else frozenset()
 
 
 def _looks_like_dicom(ds: Dataset) -> bool:
