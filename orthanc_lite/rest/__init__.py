@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import changes, resources, system
+from . import changes, modalities, resources, system
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (system, resources, changes):
+    for module in (system, resources, changes, modalities):
         app.router.add_routes(module.routes)

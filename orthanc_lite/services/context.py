@@ -17,6 +17,7 @@ from ..index.sqlite import SqliteIndex
 from ..model import Change, ChangeType, ResourceLevel
 from ..storage.filesystem import FilesystemStorage
 from .changes import ChangeBus, StabilityTracker, stable_change
+from .modalities import Registry
 
 if TYPE_CHECKING:
     from ..jobs.engine import JobEngine
@@ -38,6 +39,7 @@ class ServerContext:
         self.bus = ChangeBus()
         self.stability = StabilityTracker(float(settings.StableAge), self._on_stable)
         self.jobs: JobEngine | None = None
+        self.registry = Registry(self)  # DicomModalities and OrthancPeers, editable at runtime
         # Runtime-mutable settings (PUT /tools/...), as Orthanc keeps them outside its configuration.
         self.default_encoding: str = settings.DefaultEncoding
         self.accepted_transfer_syntaxes: list[str] = list(settings.AcceptedTransferSyntaxes)
@@ -52,6 +54,7 @@ class ServerContext:
         await self.index.open()
         await self.executors.run_io(self.storage.clean_incoming)
         await self._check_consistency()
+        await self.registry.load()
         self.stability.start()
 
     async def close(self) -> None:
