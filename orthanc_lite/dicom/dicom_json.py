@@ -16,11 +16,11 @@ from typing import Any, Final, Mapping
 
 from pydicom.datadict import (
     REPEATER_KEYWORDS,
-    RepeatersDictionary,
     get_entry,
     get_private_entry,
     tag_for_keyword,
 )
+from pydicom._dicom_dict import RepeatersDictionary
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -132,6 +132,8 @@ def parse_tag(text: str) -> int:
     if match:
         return int(match.group(1) + match.group(2), 16)
     keyword = text[8:] if text.startswith("RETIRED_") else text
+    if not keyword.isidentifier():
+        raise ValueError(f"unknown DICOM tag: {text!r}")
     tag = tag_for_keyword(keyword)
     if tag is not None:
         return int(tag)
@@ -229,8 +231,7 @@ def _item_to_full(
     only: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for tag in sorted(ds.keys()):
-        tag = int(tag)
+    for tag in map(int, sorted(ds.keys())):
         if depth == 0 and (tag > PIXEL_DATA or tag in skip or only is not None and tag not in only):
             continue  # StopAfterPixelData; meta-header quirk (values.meta_tags)
         elem = ds.get_item(tag)
@@ -328,10 +329,10 @@ def _leaf(
             if limit and len(raw) > limit:
                 return {"Type": "TooLong", "Value": None}
             try:
-                text = raw.decode("utf_8")
+                raw_text = raw.decode("utf_8")
             except UnicodeDecodeError:
-                text = raw.decode("latin_1")  # what jsoncpp makes of non-UTF-8 bytes
-            return {"Type": "String", "Value": text}
+                raw_text = raw.decode("latin_1")  # what jsoncpp makes of non-UTF-8 bytes
+            return {"Type": "String", "Value": raw_text}
         if binary_as_null or raw is None:
             return {"Type": "Null", "Value": None}
         uri = "data:application/octet-stream;base64," + base64.b64encode(raw).decode("ascii")

@@ -414,7 +414,7 @@ def _value_to_string(value: object, vr: str) -> str | None:
     if vr == "AT":
         if not items or items[0] is None or items[0] == "":
             return None
-        tag = BaseTag(int(items[0]))  # type: ignore[call-overload]
+        tag = BaseTag(int(items[0]))  # type: ignore[arg-type]
         return f"{tag.group:04x},{tag.element:04x}"
     if value is None:
         return ""
