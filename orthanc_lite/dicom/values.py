@@ -32,6 +32,7 @@ __all__ = [
     "dataset_codecs",
     "element_vr",
     "element_string",
+    "tag_string",
     "raw_value_bytes",
     "meta_tags",
     "STRING_VRS",
@@ -341,6 +342,20 @@ def element_string(
     return _value_to_string(elem.value, vr)
 
 
+def tag_string(ds: Dataset, tag: int, codecs: Sequence[str] | None = None) -> str | None:
+    """element_string() of `tag` in `ds`, None when absent; text decoded as Orthanc does.
+
+    `codecs` defaults to dataset_codecs(ds), which is right for a root dataset; for an item of
+    a sequence, pass the codecs of its root dataset.
+    """
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    if elem is None:
+        return None
+    return element_string(elem, codecs if codecs is not None else dataset_codecs(ds), element_vr(elem, ds))
+
+
 def _raw_to_string(raw: bytes, vr: str, little: bool, codecs: Sequence[str]) -> str | None:
     if vr in _NUMBER_FORMATS:
         fmt, size = _NUMBER_FORMATS[vr]
@@ -390,6 +405,8 @@ def _to_ascii(text: str) -> str:
 
 
 def _format_number(value: int | float, vr: str) -> str:
+    if vr == "FL":
+        value = struct.unpack("<f", struct.pack("<f", float(value)))[0]  # in-memory floats
     if vr in ("FL", "FD"):
         # Orthanc 1.10.1 (boost::lexical_cast) prints FL too with 17 significant digits
         return _format_float(float(value), 17)

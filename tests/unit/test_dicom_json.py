@@ -29,6 +29,7 @@ from orthanc_lite.dicom.values import (
     dataset_codecs,
     element_string,
     read_dataset,
+    tag_string,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -325,3 +326,44 @@ def test_meta_header_group_length_quirk() -> None:
     assert "0008,0000" not in dataset_to_json(ds)
     assert "0008,0000" in dataset_to_json(ds, header=True)
     assert "0008-0000" not in list_content(ds, [])
+
+
+def test_in_memory_dataset() -> None:
+    """Datasets built with pydicom (modify, anonymize, C-FIND) format like files."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Café^Jörg"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SliceThickness = "1.50"
+    ds.Rows = 512
+    ds.RWaveTimeVector = [0.1, 2.5]
+    ds.add_new(0x00189087, "FD", 0.1)
+    ds.SOPInstanceUID = "1.2.3"
+    ds.DimensionIndexPointer = 0x00181060
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3.4"
+    ds.ReferencedImageSequence = Sequence([item])
+    ds.add_new(0x00110010, "LO", "ACME")
+    ds.add_new(0x00111001, "LO", "val")
+    assert dataset_to_json(ds, "short") == {
+        "0008,0005": "ISO_IR 100", "0008,0008": "ORIGINAL\\PRIMARY", "0008,0018": "1.2.3",
+        "0008,1140": [{"0008,1155": "1.2.3.4"}], "0010,0010": "Café^Jörg", "0011,0010": "ACME",
+        "0011,1001": "val", "0018,0050": "1.50", "0018,6060": "0.10000000149011612\\2.5",
+        "0018,9087": "0.10000000000000001", "0020,9165": "0018,1060", "0028,0010": "512"}
+    assert dataset_to_json(ds)["0011,1001"]["PrivateCreator"] == "ACME"
+    assert list_content(ds, ["PatientName"]) == b"Caf\xe9^J\xf6rg "
+    assert list_content(ds, ["0028-0010"]) == b"\x00\x02"
+    assert list_content(ds, ["0008-0018"]) == b"1.2.3\x00"
+    assert tag_string(ds, 0x00100010) == "Café^Jörg" and tag_string(ds, 0x00100020) is None
+
+
+def test_tag_string_on_files() -> None:
+    ds = read_dataset(DATA / "Encodings" / "Lena-latin2.dcm")
+    assert tag_string(ds, 0x00100010) == "Test-éüäö"
+    ds = read_dataset(synthetic_file("nocharset"))
+    assert tag_string(ds, 0x00080018) == "1.2.3"  # DCMTK: whitespace out, C string
+    assert tag_string(ds, 0x00181310) == "0\\256\\256\\0"
+    assert tag_string(ds, 0x00280010) is None  # empty number
