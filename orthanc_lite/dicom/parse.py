@@ -5,17 +5,17 @@ SYNC and pure: called through the cpu pool. Never reads the pixel data.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
 import pydicom
-from pydicom.tag import Tag
 
 from .. import ids
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from .tags import MAIN_TAGS, tag_key
-from .values import element_string, read_dataset
+from .values import dataset_codecs, element_string, read_dataset
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +37,17 @@ class ParsedInstance:
     pixel_data_vr: str | None
 
 
-def parse_instance(path: str | os.PathLike[str], default_encoding: str = "Latin1") -> ParsedInstance:
-    """Read the file up to its pixel data; raise OrthancError(BadFileFormat) for anything that is not DICOM."""
+def parse_instance(source: str | os.PathLike[str] | bytes, default_encoding: str = "Latin1") -> ParsedInstance:
+    """Read a file (path or bytes) up to its pixel data; OrthancError(BadFileFormat) for anything not DICOM."""
     try:
-        with open(path, "rb") as fp:
+        with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as fp:
             ds = read_dataset(fp, default_encoding, stop_before_pixels=True)
             pixel_offset, pixel_vr = _pixel_data_position(fp, ds)
     except OrthancError:
         raise
     except Exception as exc:  # pydicom raises many exception types on garbage
-        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse an invalid DICOM file (size: {_size(path)} bytes)") from exc
+        size = len(source) if isinstance(source, bytes) else _size(source)
+        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse an invalid DICOM file (size: {size} bytes)") from exc
     return summarize(ds, pixel_offset, pixel_vr)
 
 
@@ -55,13 +56,17 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     if len(ds) == 0 and not getattr(ds, "file_meta", None):
         raise OrthancError(ErrorCode.BadFileFormat, "Not a DICOM file")
     tags: dict[ResourceLevel, dict[str, str]] = {}
+    codecs = dataset_codecs(ds)
     for level, level_tags in MAIN_TAGS.items():
         values: dict[str, str] = {}
         for tag, _name in level_tags:
-            elem = ds.get(Tag(tag))
+            if tag not in ds:
+                continue
+            # The raw element: decoding it ourselves costs less than pydicom's value conversion.
+            elem = ds.get_item(tag, keep_deferred=True)
             if elem is None:
                 continue
-            text = element_string(elem)
+            text = element_string(elem, codecs)
             if text is not None:
                 values[tag_key(tag)] = text
         tags[level] = values
@@ -78,7 +83,7 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
         transfer_syntax = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
-    sop_class = _string(ds, 0x00080016) or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
+    sop_class = _string(ds, 0x00080016, codecs) or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
 
     return ParsedInstance(
         patient_id=patient,
@@ -92,43 +97,45 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
         tags=tags,
         transfer_syntax=transfer_syntax.strip("\0 "),
         sop_class_uid=sop_class.strip("\0 "),
-        index_in_series=_index_in_series(ds),
-        expected_instances=_expected_instances(ds),
+        index_in_series=_index_in_series(tags),
+        expected_instances=_expected_instances(tags),
         pixel_data_offset=pixel_offset,
         pixel_data_vr=pixel_vr,
     )
 
 
-def _string(ds: pydicom.Dataset, tag: int) -> str:
-    elem = ds.get(Tag(tag))
-    return (element_string(elem) or "") if elem is not None else ""
+def _string(ds: pydicom.Dataset, tag: int, codecs: tuple[str, ...]) -> str:
+    if tag not in ds:
+        return ""
+    return element_string(ds.get_item(tag, keep_deferred=True), codecs) or ""
 
 
-def _int(ds: pydicom.Dataset, tag: int) -> int | None:
-    text = _string(ds, tag).split("\\")[0].strip()
+def _int(tags: dict[ResourceLevel, dict[str, str]], level: ResourceLevel, tag: int) -> int | None:
+    text = tags[level].get(tag_key(tag), "").split("\\")[0].strip()
     try:
         return int(float(text)) if text else None
     except ValueError:
         return None
 
 
-def _index_in_series(ds: pydicom.Dataset) -> int | None:
+def _index_in_series(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:
     """InstanceNumber, else ImageIndex (as Orthanc's ServerIndex does)."""
-    value = _int(ds, 0x00200013)
-    return value if value is not None else _int(ds, 0x00541330)
+    value = _int(tags, ResourceLevel.INSTANCE, 0x00200013)
+    return value if value is not None else _int(tags, ResourceLevel.INSTANCE, 0x00541330)
 
 
-def _expected_instances(ds: pydicom.Dataset) -> int | None:
+def _expected_instances(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:
     """ImagesInAcquisition x NumberOfTemporalPositions, or NumberOfSlices x NumberOfTimeSlices, or CardiacNumberOfImages."""
-    images = _int(ds, 0x00201002)
+    series = ResourceLevel.SERIES
+    images = _int(tags, series, 0x00201002)
     if images is not None and images > 0:
-        temporal = _int(ds, 0x00200105)
+        temporal = _int(tags, series, 0x00200105)
         return images * (temporal if temporal and temporal > 0 else 1)
-    slices = _int(ds, 0x00540081)
+    slices = _int(tags, series, 0x00540081)
     if slices is not None and slices > 0:
-        time_slices = _int(ds, 0x00540101)
+        time_slices = _int(tags, series, 0x00540101)
         return slices * (time_slices if time_slices and time_slices > 0 else 1)
-    cardiac = _int(ds, 0x00181090)
+    cardiac = _int(tags, series, 0x00181090)
     if cardiac is not None and cardiac > 0:
         return cardiac
     return None

@@ -85,52 +85,64 @@ class SpooledBody:
     head: bytes
 
 
-async def spool_stream(ctx: ServerContext, stream: Any, max_bytes: int) -> SpooledBody:
-    """Copy a request body (or a multipart part) to a temporary file under StorageDirectory, chunk by chunk.
+MEMORY_BODY_LIMIT = 4 * 1024 * 1024  # bodies up to this size are handled in memory (one thread hop to store)
 
-    Over max_bytes the file is removed and the client gets 413. The MD5 is computed on the way.
-    """
-    fd, path = tempfile.mkstemp(dir=ctx.storage.incoming_dir(), suffix=".part")
-    os.close(fd)
-    md5 = hashlib.md5()
+
+async def receive_body(ctx: ServerContext, stream: Any, max_bytes: int,
+                       memory_limit: int = MEMORY_BODY_LIMIT) -> bytes | SpooledBody:
+    """Read a request body (or a multipart part): in memory while small, else spooled to a temporary file
+    under StorageDirectory, chunk by chunk. Over max_bytes the client gets 413 and nothing is kept."""
+    chunks: list[bytes] = []
     size = 0
-    head = b""
-    f = await ctx.executors.run_io(open, path, "wb")
+    while True:
+        chunk = await _read_chunk(stream)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if max_bytes and size > max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
+        chunks.append(chunk)
+        if size > memory_limit:
+            return await _spool(ctx, stream, chunks, size, max_bytes)
+
+
+async def _read_chunk(stream: Any) -> bytes:
+    if hasattr(stream, "read_chunk"):
+        return bytes(await stream.read_chunk(1 << 20))
+    return bytes(await stream.readany())
+
+
+async def _spool(ctx: ServerContext, stream: Any, first: list[bytes], size: int, max_bytes: int) -> SpooledBody:
+    md5 = hashlib.md5()
+    head = b"".join(first)[:132]
+    fd, path = await ctx.executors.run_io(tempfile.mkstemp, ".part", "body", ctx.storage.incoming_dir())
+    f = os.fdopen(fd, "wb")
     try:
-        pending: list[bytes] = []
-        pending_size = 0
+        pending = first
         while True:
-            chunk = await (stream.read_chunk(1 << 20) if hasattr(stream, "read_chunk") else stream.readany())
-            if isinstance(chunk, tuple):
-                chunk = chunk[0]
+            for chunk in pending:
+                md5.update(chunk)
+            await ctx.executors.run_io(f.writelines, pending)
+            chunk = await _read_chunk(stream)
             if not chunk:
                 break
             size += len(chunk)
             if max_bytes and size > max_bytes:
                 raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
-            if len(head) < 132:
-                head += chunk[: 132 - len(head)]
-            md5.update(chunk)
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= (1 << 20):
-                await ctx.executors.run_io(f.write, b"".join(pending))
-                pending, pending_size = [], 0
-        if pending:
-            data = b"".join(pending)
-            if size > (1 << 20):
-                await ctx.executors.run_io(f.write, data)
-            else:
-                f.write(data)  # small bodies: one buffered write costs less than a thread hop
+            pending = [chunk]
         await ctx.executors.run_io(f.close)
     except BaseException:
         f.close()
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        await ctx.executors.run_io(_unlink_quietly, path)
         raise
     return SpooledBody(path, size, md5.hexdigest(), head)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def max_body_bytes(ctx: ServerContext) -> int:

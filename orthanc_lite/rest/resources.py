@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import zipfile
 from typing import Any
 
@@ -15,9 +17,10 @@ from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult
 from ..services import delete as delete_service
 from ..services import resources as res
-from ..services.store import store_file
+from ..services.context import ServerContext
+from ..services.store import store_bytes, store_file
 from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_response, level_of, max_body_bytes,
-                      spool_stream, text_response)
+                      receive_body, text_response)
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -41,32 +44,41 @@ async def upload(request: web.Request) -> web.Response:
         async for part in reader:
             if part.filename is None and part.name not in (None, "file", "files[]", "files"):
                 continue
-            spooled = await spool_stream(ctx, part, max_body_bytes(ctx))
-            results.extend(await _store_spooled(request, spooled, origin))
+            body = await receive_body(ctx, part, max_body_bytes(ctx))
+            results.extend(await _store_body(ctx, body, origin))
         if not results:
             raise OrthancError(ErrorCode.BadFileFormat, "No DICOM file in the multipart body")
         return json_response(results[0] if len(results) == 1 else results)
-    spooled = await spool_stream(ctx, request.content, max_body_bytes(ctx))
-    if spooled.size == 0:
-        os.unlink(spooled.path)
+    body = await receive_body(ctx, request.content, max_body_bytes(ctx))
+    if not body:
         raise OrthancError(ErrorCode.BadFileFormat, "Received an empty DICOM file")
-    results = await _store_spooled(request, spooled, origin)
-    if spooled.head.startswith(b"PK\x03\x04"):
-        return json_response(results)
-    return json_response(results[0])
+    results = await _store_body(ctx, body, origin)
+    return json_response(results if _is_zip(body) else results[0])
 
 
-async def _store_spooled(request: web.Request, spooled: SpooledBody, origin: Origin) -> list[dict[str, Any]]:
-    ctx = ctx_of(request)
-    if not spooled.head.startswith(b"PK\x03\x04"):
-        result = await store_file(ctx, spooled.path, origin, spooled.md5)
+def _is_zip(body: bytes | SpooledBody) -> bool:
+    head = body.head if isinstance(body, SpooledBody) else body[:4]
+    return head.startswith(b"PK\x03\x04")
+
+
+async def _store_body(ctx: ServerContext, body: bytes | SpooledBody, origin: Origin) -> list[dict[str, Any]]:
+    if not _is_zip(body):
+        if isinstance(body, SpooledBody):
+            result = await store_file(ctx, body.path, origin, body.md5)
+        else:
+            result = await store_bytes(ctx, body, origin)
         return [result.to_json()]
-    # A ZIP: members are extracted one at a time to the spool folder, never the whole archive in memory.
+    if isinstance(body, bytes):
+        fd, path = await ctx.executors.run_io(tempfile.mkstemp, ".zip", "body", ctx.storage.incoming_dir())
+        await ctx.executors.run_io(_write_and_close, fd, body)
+    else:
+        path = body.path
+    # Members are extracted one at a time to the spool folder, never the whole archive in memory.
     results: list[dict[str, Any]] = []
     try:
-        names = await ctx.executors.run_io(_zip_members, spooled.path)
+        names = await ctx.executors.run_io(_zip_members, path)
         for name in names:
-            member_path = await ctx.executors.run_io(_extract_member, spooled.path, name, ctx.storage.incoming_dir(),
+            member_path = await ctx.executors.run_io(_extract_member, path, name, ctx.storage.incoming_dir(),
                                                      int(ctx.settings.MaximumFileSizeInArchiveMB) * 1024 * 1024)
             if member_path is None:
                 continue
@@ -81,11 +93,13 @@ async def _store_spooled(request: web.Request, spooled: SpooledBody, origin: Ori
     except zipfile.BadZipFile:
         raise OrthancError(ErrorCode.BadFileFormat, "Corrupted ZIP archive") from None
     finally:
-        try:
-            os.unlink(spooled.path)
-        except OSError:
-            pass
+        await ctx.executors.run_io(os.unlink, path)
     return results
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _zip_members(path: str) -> list[str]:
@@ -95,9 +109,6 @@ def _zip_members(path: str) -> list[str]:
 
 
 def _extract_member(path: str, name: str, folder: str, max_size: int) -> str | None:
-    import shutil
-    import tempfile
-
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name)
         if max_size and info.file_size > max_size:

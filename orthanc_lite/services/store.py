@@ -1,51 +1,64 @@
 """The upload pipeline, in one straight line (as Orthanc's ServerContext::StoreAfterTranscoding):
-parse (cpu pool) -> write the attachment (io pool) -> one index transaction -> notify after commit.
+parse + write the attachment (one worker-thread hop) -> one index transaction (group commit) -> notify.
 If the index refuses, the file just written is removed, so storage and index always agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid as uuidlib
 
 from ..dicom.parse import ParsedInstance, parse_instance
-from ..errors import OrthancError
 from ..index.writes import NewInstance
 from ..model import MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
+from ..storage.base import StoredFile
 from .context import ServerContext, now_iso
 
 logger = logging.getLogger(__name__)
 
 
+async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
+    """Store a DICOM file held in memory (small uploads, no spooling).
+
+    Parsing (cpu pool, holds the GIL) and writing the attachment (io pool, fsync releases it) run side by
+    side; the index sees the instance only once both are done, and a parse failure removes the file.
+    """
+    compress = bool(ctx.settings.StorageCompression)
+    parsing = asyncio.ensure_future(ctx.executors.run_cpu(parse_instance, data, ctx.default_encoding))
+    writing = asyncio.ensure_future(ctx.executors.run_io(ctx.storage.create_from_bytes_sync, data,
+                                                         str(uuidlib.uuid4()), compress))
+    await asyncio.wait((parsing, writing))
+    if parsing.exception() is not None or writing.exception() is not None:
+        if writing.exception() is None:
+            await ctx.storage.remove(writing.result().uuid)
+        error = parsing.exception() or writing.exception()
+        assert error is not None
+        raise error
+    return await _index(ctx, parsing.result(), writing.result(), origin)
+
+
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
+    parsed, stored = await ctx.executors.run_io(_prepare_file, ctx, path, md5)
+    return await _index(ctx, parsed, stored, origin)
+
+
+def _prepare_file(ctx: ServerContext, path: str, md5: str | None) -> tuple[ParsedInstance, StoredFile]:
     try:
-        parsed = await ctx.executors.run_cpu(parse_instance, path, ctx.default_encoding)
+        parsed = parse_instance(path, ctx.default_encoding)
+        stored = ctx.storage.create_from_file_sync(path, str(uuidlib.uuid4()), md5, bool(ctx.settings.StorageCompression))
     except BaseException:
-        await ctx.executors.run_io(_unlink, path)
+        _unlink(path)
         raise
-    return await store_parsed(ctx, path, parsed, origin, md5)
+    return parsed, stored
 
 
-async def store_parsed(ctx: ServerContext, path: str, parsed: ParsedInstance, origin: Origin,
-                       md5: str | None = None) -> StoreResult:
+async def _index(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> StoreResult:
     settings = ctx.settings
-    overwrite = settings.overwrite_mode
-    result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
-                      study_id=parsed.study_public_id, series_id=parsed.series_public_id)
-    if overwrite == "Never" and await ctx.index.find_internal(parsed.instance_public_id) is not None:
-        await ctx.executors.run_io(_unlink, path)
-        logger.info("Already stored: %s (%s)", parsed.instance_public_id, origin.kind)
-        return StoreResult(StoreStatus.AlreadyStored, **result_ids)
-
-    file_uuid = str(uuidlib.uuid4())
-    try:
-        stored = await ctx.storage.create_from_file(path, file_uuid, md5, bool(settings.StorageCompression))
-    except BaseException:
-        await ctx.executors.run_io(_unlink, path)
-        raise
     now = now_iso()
+    md5_kept = bool(settings.StoreMD5ForAttachments)
     new = NewInstance(
         public_ids=(parsed.patient_public_id, parsed.study_public_id, parsed.series_public_id, parsed.instance_public_id),
         tags=(parsed.tags[ResourceLevel.PATIENT], parsed.tags[ResourceLevel.STUDY],
@@ -54,23 +67,24 @@ async def store_parsed(ctx: ServerContext, path: str, parsed: ParsedInstance, or
         series_expected=parsed.expected_instances,
         index_in_series=parsed.index_in_series,
         attachment=(stored.uuid, stored.compressed_size, stored.uncompressed_size, 2 if stored.compressed else 1,
-                    stored.uncompressed_md5 if settings.StoreMD5ForAttachments else "",
-                    stored.compressed_md5 if settings.StoreMD5ForAttachments else ""),
+                    stored.uncompressed_md5 if md5_kept else "", stored.compressed_md5 if md5_kept else ""),
         now=now,
-        overwrite=overwrite,
+        overwrite=settings.overwrite_mode,
         max_storage_bytes=int(settings.MaximumStorageSize) * 1024 * 1024,
         max_patients=int(settings.MaximumPatientCount),
         reject_when_full=settings.MaximumStorageMode == "Reject",
     )
+    result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
+                      study_id=parsed.study_public_id, series_id=parsed.series_public_id)
     try:
         outcome = await ctx.index.store(new)
     except BaseException:
-        await ctx.storage.remove(file_uuid)
+        await ctx.storage.remove(stored.uuid)
         raise
     for old_uuid, _compressed in outcome.removed_uuids:
         await ctx.storage.remove(old_uuid)
     if outcome.already_stored:
-        await ctx.storage.remove(file_uuid)
+        await ctx.storage.remove(stored.uuid)
         logger.info("Already stored: %s (%s)", parsed.instance_public_id, origin.kind)
         return StoreResult(StoreStatus.AlreadyStored, **result_ids)
     ctx.publish(outcome.changes, now)
@@ -107,6 +121,3 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-__all__ = ["store_file", "store_parsed", "OrthancError"]

@@ -23,6 +23,14 @@ class StorageArea(Protocol):
         """Take ownership of the finished temporary file at src_path (it is moved, not copied, when possible)."""
         ...
 
+    def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
+        """Blocking: write an attachment held in memory (called from a worker thread)."""
+        ...
+
+    def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
+        """Blocking twin of create_from_file."""
+        ...
+
     async def read(self, uuid: str) -> bytes:
         """The whole (uncompressed) attachment."""
         ...

@@ -41,9 +41,33 @@ class FilesystemStorage:
         return self.path(uuid)
 
     async def create_from_file(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
-        return await self._executors.run_io(self._create_sync, src_path, uuid, md5, compress)
+        return await self._executors.run_io(self.create_from_file_sync, src_path, uuid, md5, compress)
 
-    def _create_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
+    def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
+        """Write a small attachment held in memory: temporary file, fsync, rename."""
+        dest = self.path(uuid)
+        md5 = hashlib.md5(data).hexdigest()
+        payload = struct.pack("<Q", len(data)) + zlib.compress(data, 6) if compress else data
+        tmp = dest + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+        cmd5 = hashlib.md5(payload).hexdigest() if compress else md5
+        return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress)
+
+    def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
+        """Take ownership of a finished temporary file (renamed when uncompressed)."""
         dest = self.path(uuid)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         size = os.path.getsize(src_path)
