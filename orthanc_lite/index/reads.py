@@ -262,3 +262,28 @@ def all_attachment_uuids(conn: sqlite3.Connection) -> dict[str, int]:
 def global_property(conn: sqlite3.Connection, prop: int) -> str | None:
     row = conn.execute("SELECT value FROM global_properties WHERE property=?", (prop,)).fetchone()
     return row[0] if row else None
+
+
+# --- Metadata, attachments and labels of one resource, by public id (services/metadata.py) -------
+# Each returns None when the resource is unknown (or not of `level`, when a level is given).
+
+def _internal_of(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> int | None:
+    found = find_internal(conn, public_id, level)
+    return found[0] if found is not None else None
+
+
+def resource_metadata(conn: sqlite3.Connection, public_id: str,
+                      level: ResourceLevel | None) -> dict[int, tuple[str, int]] | None:
+    internal = _internal_of(conn, public_id, level)
+    return None if internal is None else metadata_of(conn, internal)
+
+
+def resource_attachments(conn: sqlite3.Connection, public_id: str,
+                         level: ResourceLevel | None) -> dict[int, AttachmentInfo] | None:
+    internal = _internal_of(conn, public_id, level)
+    return None if internal is None else attachments_of(conn, internal)
+
+
+def resource_labels(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> list[str] | None:
+    internal = _internal_of(conn, public_id, level)
+    return None if internal is None else labels_of(conn, internal)

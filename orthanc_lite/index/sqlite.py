@@ -147,3 +147,46 @@ class SqliteIndex:
 
     async def global_property(self, prop: int) -> str | None:
         return await self.engine.read(functools.partial(reads.global_property, prop=prop))
+
+    # --- metadata, attachments and labels of one resource (services/metadata.py) ---------------
+    async def set_user_metadata(self, public_id: str, level: ResourceLevel | None, mtype: int, value: str,
+                                expected: tuple[int, str] | None, now: str) -> tuple[int, writes.RawChange]:
+        return await self.engine.write(functools.partial(
+            writes.set_user_metadata, public_id=public_id, level=level, mtype=mtype, value=value,
+            expected=expected, now=now))
+
+    async def delete_user_metadata(self, public_id: str, level: ResourceLevel | None, mtype: int,
+                                   expected: tuple[int, str] | None, now: str) -> writes.RawChange:
+        return await self.engine.write(functools.partial(
+            writes.delete_user_metadata, public_id=public_id, level=level, mtype=mtype, expected=expected, now=now))
+
+    async def set_attachment(self, public_id: str, level: ResourceLevel | None, att: AttachmentInfo,
+                             expected: tuple[int, str] | None,
+                             now: str) -> tuple[int, list[tuple[str, bool]], writes.RawChange]:
+        return await self.engine.write(functools.partial(
+            writes.set_attachment, public_id=public_id, level=level, att=att, expected=expected, now=now))
+
+    async def delete_attachment(self, public_id: str, level: ResourceLevel | None, file_type: int,
+                                expected: tuple[int, str] | None,
+                                now: str) -> tuple[list[tuple[str, bool]], writes.RawChange]:
+        return await self.engine.write(functools.partial(
+            writes.delete_attachment, public_id=public_id, level=level, file_type=file_type, expected=expected,
+            now=now))
+
+    async def replace_attachment_file(self, public_id: str, old_uuid: str, att: AttachmentInfo,
+                                      now: str) -> writes.RawChange:
+        return await self.engine.write(functools.partial(
+            writes.replace_attachment_file, public_id=public_id, old_uuid=old_uuid, att=att, now=now))
+
+    async def modify_label(self, public_id: str, level: ResourceLevel, label: str, add: bool) -> None:
+        await self.engine.write(functools.partial(
+            writes.modify_label, public_id=public_id, level=level, label=label, add=add))
+
+    async def resource_metadata(self, public_id: str, level: ResourceLevel | None) -> dict[int, tuple[str, int]] | None:
+        return await self.engine.read(functools.partial(reads.resource_metadata, public_id=public_id, level=level))
+
+    async def resource_attachments(self, public_id: str, level: ResourceLevel | None) -> dict[int, AttachmentInfo] | None:
+        return await self.engine.read(functools.partial(reads.resource_attachments, public_id=public_id, level=level))
+
+    async def resource_labels(self, public_id: str, level: ResourceLevel | None) -> list[str] | None:
+        return await self.engine.read(functools.partial(reads.resource_labels, public_id=public_id, level=level))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from ..errors import ErrorCode, OrthancError
-from ..model import AttachmentType, ChangeType, MetadataType, ResourceLevel
+from ..model import AttachmentInfo, AttachmentType, ChangeType, MetadataType, ResourceLevel
 from ..dicom.tags import IDENTIFIER_TAGS, signature
 from .normalize import normalize_identifier
 
@@ -327,3 +327,133 @@ def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int]) -> Non
             prow = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
             conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
             parent = prow[0] if prow else None
+
+
+# --- Metadata, attachments and labels of one resource (used by services/metadata.py) -------------
+# `expected` is the (revision, MD5) of an If-Match header, or None for an unconditional write. As in
+# Orthanc's StatelessDatabaseOperations, a write that targets an existing item with a stale pair is a
+# Revision error (409); a write that creates the item ignores `expected`.
+
+RawChange = tuple[int, ChangeType, ResourceLevel, str]
+
+
+def _lookup_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> tuple[int, ResourceLevel]:
+    if level is None:
+        row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=?", (public_id,)).fetchone()
+    else:
+        row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=? AND level=?",
+                           (public_id, int(level))).fetchone()
+    if row is None:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    return int(row[0]), ResourceLevel(row[1])
+
+
+def _text_md5(value: str) -> str:
+    import hashlib
+
+    return hashlib.md5(value.encode("utf-8")).hexdigest()
+
+
+def set_user_metadata(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, mtype: int, value: str,
+                      expected: tuple[int, str] | None, now: str) -> tuple[int, RawChange]:
+    """Create or replace one metadata; logs UpdatedMetadata. Returns the new revision and the change."""
+    internal, real_level = _lookup_resource(conn, public_id, level)
+    row = conn.execute("SELECT value, revision FROM metadata WHERE id=? AND type=?", (internal, mtype)).fetchone()
+    if row is None:
+        revision = 0
+        conn.execute("INSERT INTO metadata(id, type, value, revision) VALUES (?,?,?,0)", (internal, mtype, value))
+    else:
+        if expected is not None and (int(row[1]) != expected[0] or _text_md5(row[0]) != expected[1]):
+            raise OrthancError(ErrorCode.Revision)
+        revision = int(row[1]) + 1
+        conn.execute("UPDATE metadata SET value=?, revision=? WHERE id=? AND type=?", (value, revision, internal, mtype))
+    out: list[RawChange] = []
+    _log_change(conn, out, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
+    return revision, out[0]
+
+
+def delete_user_metadata(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, mtype: int,
+                         expected: tuple[int, str] | None, now: str) -> RawChange:
+    """Delete one metadata (UnknownResource when absent, as Orthanc answers); logs UpdatedMetadata."""
+    internal, real_level = _lookup_resource(conn, public_id, level)
+    row = conn.execute("SELECT value, revision FROM metadata WHERE id=? AND type=?", (internal, mtype)).fetchone()
+    if row is None:
+        raise OrthancError(ErrorCode.UnknownResource)
+    if expected is not None and (int(row[1]) != expected[0] or _text_md5(row[0]) != expected[1]):
+        raise OrthancError(ErrorCode.Revision)
+    conn.execute("DELETE FROM metadata WHERE id=? AND type=?", (internal, mtype))
+    out: list[RawChange] = []
+    _log_change(conn, out, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
+    return out[0]
+
+
+def _insert_attachment(conn: sqlite3.Connection, internal: int, att: AttachmentInfo, revision: int) -> None:
+    conn.execute(
+        "INSERT INTO attachments(id, file_type, uuid, compressed_size, uncompressed_size, compression_type,"
+        " uncompressed_md5, compressed_md5, revision) VALUES (?,?,?,?,?,?,?,?,?)",
+        (internal, att.content_type, att.uuid, att.compressed_size, att.uncompressed_size, att.compression,
+         att.uncompressed_md5, att.compressed_md5, revision))
+
+
+def set_attachment(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, att: AttachmentInfo,
+                   expected: tuple[int, str] | None, now: str) -> tuple[int, list[tuple[str, bool]], RawChange]:
+    """Create or replace an attachment; returns the new revision, the replaced file to remove, the change."""
+    internal, real_level = _lookup_resource(conn, public_id, level)
+    row = conn.execute("SELECT uuid, compression_type, revision, uncompressed_md5 FROM attachments "
+                       "WHERE id=? AND file_type=?", (internal, att.content_type)).fetchone()
+    removed: list[tuple[str, bool]] = []
+    if row is None:
+        revision = 0
+    else:
+        if expected is not None and (int(row[2]) != expected[0] or row[3] != expected[1]):
+            raise OrthancError(ErrorCode.Revision)
+        revision = int(row[2]) + 1
+        conn.execute("DELETE FROM attachments WHERE id=? AND file_type=?", (internal, att.content_type))
+        removed.append((row[0], row[1] != 1))
+    _insert_attachment(conn, internal, att, revision)
+    out: list[RawChange] = []
+    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
+    return revision, removed, out[0]
+
+
+def delete_attachment(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, file_type: int,
+                      expected: tuple[int, str] | None, now: str) -> tuple[list[tuple[str, bool]], RawChange]:
+    """Delete an attachment (UnknownResource when absent); returns the file to remove and the change."""
+    internal, real_level = _lookup_resource(conn, public_id, level)
+    row = conn.execute("SELECT uuid, compression_type, revision, uncompressed_md5 FROM attachments "
+                       "WHERE id=? AND file_type=?", (internal, file_type)).fetchone()
+    if row is None:
+        raise OrthancError(ErrorCode.UnknownResource)
+    if expected is not None and (int(row[2]) != expected[0] or row[3] != expected[1]):
+        raise OrthancError(ErrorCode.Revision)
+    conn.execute("DELETE FROM attachments WHERE id=? AND file_type=?", (internal, file_type))
+    out: list[RawChange] = []
+    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
+    return [(row[0], row[1] != 1)], out[0]
+
+
+def replace_attachment_file(conn: sqlite3.Connection, public_id: str, old_uuid: str, att: AttachmentInfo,
+                            now: str) -> RawChange:
+    """Swap the file of an attachment (compress/uncompress) if it is still old_uuid; bumps the revision."""
+    internal, real_level = _lookup_resource(conn, public_id, None)
+    row = conn.execute("SELECT uuid FROM attachments WHERE id=? AND file_type=?",
+                       (internal, att.content_type)).fetchone()
+    if row is None or row[0] != old_uuid:
+        raise OrthancError(ErrorCode.Revision, "The attachment was modified in the meantime")
+    conn.execute(
+        "UPDATE attachments SET uuid=?, compressed_size=?, uncompressed_size=?, compression_type=?, uncompressed_md5=?,"
+        " compressed_md5=?, revision=revision+1 WHERE id=? AND file_type=?",
+        (att.uuid, att.compressed_size, att.uncompressed_size, att.compression, att.uncompressed_md5,
+         att.compressed_md5, internal, att.content_type))
+    out: list[RawChange] = []
+    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
+    return out[0]
+
+
+def modify_label(conn: sqlite3.Connection, public_id: str, level: ResourceLevel, label: str, add: bool) -> None:
+    """Add (idempotent) or remove (absent is fine) one label of a resource of this level."""
+    internal, _ = _lookup_resource(conn, public_id, level)
+    if add:
+        add_label(conn, internal, label)
+    else:
+        remove_label(conn, internal, label)

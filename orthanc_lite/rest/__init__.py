@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import changes, modalities, resources, system
+from . import attachments, changes, metadata, modalities, resources, system
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (system, resources, changes, modalities):
+    for module in (system, resources, changes, modalities, metadata, attachments):
         app.router.add_routes(module.routes)
