@@ -169,6 +169,7 @@ def dataset_to_json(
     binary_as_null: bool = True,
     has_pixel_data: bool = False,
     user_dictionary: UserDictionary | None = None,
+    stop_after_pixel_data: bool = True,
 ) -> dict[str, Any]:
     """The dataset as Orthanc prints GET /instances/{id}/tags (`fmt` = full, short or human).
 
@@ -180,6 +181,7 @@ def dataset_to_json(
     as Orthanc's /header does (ASCII only, no binary, private or unknown tags).
     `binary_as_null=False` gives Binary values as data URIs. `has_pixel_data` adds the
     PixelData Null entry when `ds` was read with stop_before_pixels and the file had pixels.
+    `stop_after_pixel_data=False` keeps the top-level tags after the pixel data (?whole, 1.12.4).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown DICOM-as-JSON format: {fmt}")
@@ -196,7 +198,8 @@ def dataset_to_json(
     else:
         full = _item_to_full(ds, dataset_codecs(ds), max_length, ignore_length, 0,
                              header=False, binary_as_null=binary_as_null,
-                             user_dictionary=user_dictionary, skip=quirk)
+                             user_dictionary=user_dictionary, skip=quirk,
+                             stop_after_pixel_data=stop_after_pixel_data)
         if has_pixel_data and tag_key(PIXEL_DATA) not in full:
             full[tag_key(PIXEL_DATA)] = {"Name": "PixelData", "Type": "Null", "Value": None}
     return full if fmt == "full" else simplify_json(full, fmt)
@@ -229,10 +232,12 @@ def _item_to_full(
     user_dictionary: UserDictionary | None,
     skip: frozenset[int] = frozenset(),
     only: frozenset[int] | None = None,
+    stop_after_pixel_data: bool = True,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for tag in map(int, sorted(ds.keys())):
-        if depth == 0 and (tag > PIXEL_DATA or tag in skip or only is not None and tag not in only):
+        if depth == 0 and (stop_after_pixel_data and tag > PIXEL_DATA or tag in skip
+                           or only is not None and tag not in only):
             continue  # StopAfterPixelData; meta-header quirk (values.meta_tags)
         elem = ds.get_item(tag)
         if elem is None:
