@@ -344,7 +344,7 @@ def _lookup_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLe
         row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=? AND level=?",
                            (public_id, int(level))).fetchone()
     if row is None:
-        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+        raise OrthancError(ErrorCode.UnknownResource)
     return int(row[0]), ResourceLevel(row[1])
 
 

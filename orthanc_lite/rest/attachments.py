@@ -17,7 +17,7 @@ from ..model import AttachmentInfo
 from ..services import metadata as md
 from ..services.context import ServerContext
 from .helpers import ctx_of, json_response, level_of, max_body_bytes, receive_body
-from .metadata import ID, LEVELS, if_match, not_modified
+from .metadata import ID, LEVELS, conditional_answer, if_match
 from .middleware import error_response
 
 routes = web.RouteTableDef()
@@ -46,12 +46,11 @@ def _etag(info: AttachmentInfo) -> dict[str, str]:
 
 
 async def _lookup(request: web.Request) -> AttachmentInfo | web.Response:
-    """The attachment named in the URI, or the 304 answer when If-None-Match names its current revision."""
+    """The attachment named in the URI, or the answer that If-None-Match decides (304, or 400 when malformed)."""
     ctx, public_id, ftype = _target(request)
     info = await md.attachment_info(ctx, public_id, None, ftype)
-    if not_modified(request, info.revision, info.uncompressed_md5):
-        return web.Response(status=304, headers=_etag(info))
-    return info
+    conditional = conditional_answer(request, info.revision, info.uncompressed_md5)
+    return info if conditional is None else conditional
 
 
 @routes.get(f"/{LEVELS}/{ID}/attachments")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..errors import OrthancError
 from ..services import metadata as md
 from .helpers import bool_arg, ctx_of, json_response, level_of
+from .middleware import error_response
 
 routes = web.RouteTableDef()
 
@@ -27,12 +29,18 @@ def if_match(request: web.Request) -> md.Expected | None:
     return None if value is None else md.parse_revision_header("if-match", value)
 
 
-def not_modified(request: web.Request, revision: int, md5: str) -> bool:
-    """True when If-None-Match names this very revision and content (the answer is then a 304)."""
+def conditional_answer(request: web.Request, revision: int, md5: str) -> web.Response | None:
+    """The answer to If-None-Match when it decides one: 304 when it names this very revision and content,
+    400 when malformed (both carry the ETag, as Orthanc sets it first); None to answer normally."""
     value = request.headers.get("If-None-Match")
     if value is None:
-        return False
-    return md.parse_revision_header("If-None-Match", value) == (revision, md5)
+        return None
+    headers = {"ETag": md.etag(revision, md5)}
+    try:
+        expected = md.parse_revision_header("If-None-Match", value)
+    except OrthancError as exc:
+        return error_response(request, exc.http_status, exc.code, exc.details, headers=headers)
+    return web.Response(status=304, headers=headers) if expected == (revision, md5) else None
 
 
 # --- metadata -------------------------------------------------------------------------------------------
@@ -59,10 +67,10 @@ async def get_metadata(request: web.Request) -> web.Response:
         return web.Response(status=404)  # Orthanc's handler answers nothing
     value, revision = found
     md5 = md.text_md5(value)
-    headers = {"ETag": md.etag(revision, md5)}
-    if not_modified(request, revision, md5):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=value.encode("utf-8"), content_type=_PLAIN, headers=headers)
+    conditional = conditional_answer(request, revision, md5)
+    if conditional is not None:
+        return conditional
+    return web.Response(body=value.encode("utf-8"), content_type=_PLAIN, headers={"ETag": md.etag(revision, md5)})
 
 
 @routes.put(f"/{LEVELS}/{ID}/metadata/{{name}}")

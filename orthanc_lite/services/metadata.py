@@ -17,7 +17,13 @@ from typing import Final
 from ..config import Settings
 from ..errors import ErrorCode, OrthancError
 from ..executors import SMALL_INLINE_BYTES
-from ..model import ATTACHMENT_NAMES, AttachmentInfo, AttachmentType, MetadataType, ResourceLevel
+from ..model import (
+    ATTACHMENT_NAMES,
+    AttachmentInfo,
+    AttachmentType,
+    MetadataType,
+    ResourceLevel,
+)
 from .context import ServerContext, now_iso
 
 logger = logging.getLogger(__name__)
@@ -165,7 +171,7 @@ def _expected_for_delete(ctx: ServerContext, if_match: Expected | None) -> Expec
 
 
 def _unknown(public_id: str) -> OrthancError:
-    return OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    return OrthancError(ErrorCode.UnknownResource)  # no Details, as Orthanc
 
 
 # --- metadata -----------------------------------------------------------------------------------------
@@ -223,7 +229,7 @@ async def attachment_info(ctx: ServerContext, public_id: str, level: ResourceLev
         raise _unknown(public_id)
     info = found.get(ftype)
     if info is None:
-        raise OrthancError(ErrorCode.UnknownResource, f"No attachment {ftype} on resource {public_id}")
+        raise OrthancError(ErrorCode.UnknownResource)
     return info
 
 

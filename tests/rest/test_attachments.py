@@ -8,7 +8,7 @@ import hashlib
 import os
 import struct
 import zlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -58,6 +58,11 @@ async def _upload(http: aiohttp.ClientSession, patient: str = "P1") -> tuple[dic
     async with http.post("/instances", data=data) as resp:
         assert resp.status == 200
         return await resp.json(), data
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _stored_files(server: orthanc_lite.Server) -> set[str]:
@@ -153,6 +158,9 @@ async def test_if_none_match(http: aiohttp.ClientSession) -> None:
             assert resp.status == 200, route
     async with http.get(f"{base}/size", headers={"If-None-Match": "nope"}) as resp:
         assert resp.status == 400
+        assert resp.headers["ETag"] == _etag(0, data)
+        assert (await resp.json())["Details"] == ('The "If-None-Match" HTTP header should contain the ETag '
+                                                  "(revision followed by MD5 hash), but found: nope")
 
 
 async def test_unknown_names_and_resources(http: aiohttp.ClientSession) -> None:
@@ -422,8 +430,7 @@ async def test_verify_md5_detects_corruption(server: orthanc_lite.Server, http: 
     async with http.post(f"{base}/verify-md5") as resp:
         assert resp.status == 200
     uuid = (await (await http.get(f"{base}/info")).json())["Uuid"]
-    with open(server.context.storage.path(uuid), "wb") as f:
-        f.write(b"tampered content")
+    await server.context.executors.run_io(_overwrite, server.context.storage.path(uuid), b"tampered content")
     async with http.post(f"{base}/verify-md5") as resp:
         assert (resp.status, await resp.read()) == (400, b"")
     async with http.post(f"/instances/{up['ID']}/attachments/5000/verify-md5") as resp:  # absent attachment
@@ -434,7 +441,7 @@ async def test_verify_md5_detects_corruption(server: orthanc_lite.Server, http: 
 
 async def test_storage_compression(compressed: tuple[orthanc_lite.Server, aiohttp.ClientSession]) -> None:
     _server, http = compressed
-    up, data = await _upload(http)
+    up, _data = await _upload(http)
     body = b"compress me " * 500
     base = f"/instances/{up['ID']}/attachments/Mine"
     async with http.put(base, data=body) as resp:

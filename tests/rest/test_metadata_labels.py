@@ -7,7 +7,7 @@ test_numeric_metadata (1.12 behaviour).
 from __future__ import annotations
 
 import hashlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -234,6 +234,7 @@ async def test_if_none_match(http: aiohttp.ClientSession) -> None:
     async with http.get(f"/instances/{i}/metadata/Sample", headers={"If-None-Match": "bad"}) as resp:
         assert resp.status == 400
         assert (await resp.json())["OrthancStatus"] == 3  # ParameterOutOfRange
+        assert resp.headers["ETag"] == _etag(0, "v")  # Orthanc sets it before parsing the header
 
 
 async def test_stale_if_match_without_check_revisions(http: aiohttp.ClientSession) -> None:
