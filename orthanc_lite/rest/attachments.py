@@ -7,6 +7,7 @@ is not checked); only the list checks it.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Final
 
@@ -20,6 +21,7 @@ from .helpers import ctx_of, json_response, level_of, max_body_bytes, receive_bo
 from .metadata import ID, LEVELS, conditional_answer, if_match
 from .middleware import error_response
 
+logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 NAME: Final = "{name}"
@@ -124,15 +126,21 @@ async def _answer_content(request: web.Request, as_stored: bool) -> web.StreamRe
     response = web.StreamResponse(headers={**headers, "Content-Type": mime})
     response.content_length = total
     await response.prepare(request)
-    await response.write(first)
-    offset = len(first)
-    while offset < total:
-        chunk = await md.read_attachment(ctx, info, True, offset, min(offset + _CHUNK, total))
-        if not chunk:
-            break
-        await response.write(chunk)
-        offset += len(chunk)
-    await response.write_eof()
+    if request.method == "HEAD":  # aiohttp does not drop what a StreamResponse writes
+        await response.write_eof()
+        return response
+    try:
+        await response.write(first)
+        offset = len(first)
+        while offset < total:
+            chunk = await md.read_attachment(ctx, info, True, offset, min(offset + _CHUNK, total))
+            if not chunk:
+                break
+            await response.write(chunk)
+            offset += len(chunk)
+        await response.write_eof()
+    except ConnectionResetError:  # the client went away: nothing left to answer
+        logger.info("Client disconnected while downloading attachment %s", info.uuid)
     return response
 
 

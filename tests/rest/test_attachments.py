@@ -310,6 +310,17 @@ async def test_large_attachment_is_streamed(server: orthanc_lite.Server, http: a
         assert await resp.read() == body[3000000:3000100]
     async with http.get(f"{base}/md5") as resp:
         assert await resp.text() == _md5(body)
+    async with http.head(f"{base}/data") as resp:
+        assert resp.status == 200
+        assert int(resp.headers["Content-Length"]) == len(body)
+        assert await resp.read() == b""
+    # A client that goes away in the middle of a download does not upset the server.
+    async with aiohttp.ClientSession(base_url=server.url) as other:
+        resp = await other.get(f"{base}/data")
+        assert len(await resp.content.read(1000)) == 1000
+        resp.close()
+    async with http.get(f"{base}/size") as resp:
+        assert await resp.text() == str(len(body))
     assert os.listdir(server.context.storage.incoming_dir()) == []
 
 
