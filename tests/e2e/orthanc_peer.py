@@ -34,8 +34,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 ORTHANC_BIN = os.environ.get("ORTHANC_BIN", "/usr/sbin/Orthanc")
 ORTHANC_AVAILABLE = os.path.exists(ORTHANC_BIN) and os.access(ORTHANC_BIN, os.X_OK)
@@ -77,6 +78,7 @@ class ServerProcess:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    write_config: bool = True   # False: argv already names a configuration written by the caller
 
     @property
     def http_port(self) -> int:
@@ -135,14 +137,12 @@ class ServerProcess:
 
     def _start_once(self, timeout: float) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(self.config, indent=2))
-        log = open(self.log_path, "ab")
-        try:
+        if self.write_config:
+            self.config_path.write_text(json.dumps(self.config, indent=2))
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             env = {**os.environ, **self.extra_env}
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             cwd=str(PROJECT_ROOT), env=env)
-        finally:
-            log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -218,12 +218,12 @@ def spawn_orthanc(workdir: str | os.PathLike[str], config: Mapping[str, Any] | N
 
 def spawn_orthanc_lite(workdir: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
                        verbose: bool = False, timeout: float = START_TIMEOUT,
-                       python: str = sys.executable) -> ServerProcess:
-    """Start `python -m orthanc_lite config.json` in workdir; the caller must call .stop()."""
+                       python: str = sys.executable, args: Sequence[str] = ()) -> ServerProcess:
+    """Start `python -m orthanc_lite config.json [args]` in workdir; the caller must call .stop()."""
     wd = pathlib.Path(workdir)
     cfg = _base_config(wd, "OrthancLite")
     cfg.update(config or {})
-    argv = [python, "-m", "orthanc_lite", str(wd / "config.json")] + (["--verbose"] if verbose else [])
+    argv = [python, "-m", "orthanc_lite", str(wd / "config.json"), *args] + (["--verbose"] if verbose else [])
     return ServerProcess("orthanc_lite", wd, cfg, argv, extra_env={"PYTHONUNBUFFERED": "1"}).start(timeout)
 
 
