@@ -16,16 +16,29 @@ import re
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Final, Iterator, Mapping, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from ..dicom.content import PIXEL_DATA, list_content
-from ..dicom.dicom_json import UserDictionary, dataset_to_json, parse_tag, simplify_json, tag_key
-from ..dicom.values import DicomReadError, element_vr, meta_tags, read_dataset, tag_string
+from ..dicom.dicom_json import (
+    UserDictionary,
+    dataset_to_json,
+    parse_tag,
+    simplify_json,
+    tag_key,
+)
+from ..dicom.values import (
+    DicomReadError,
+    element_vr,
+    meta_tags,
+    read_dataset,
+    tag_string,
+)
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
 from .context import ServerContext
