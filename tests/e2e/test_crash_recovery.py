@@ -78,7 +78,7 @@ async def _load_until_killed(proc: ServerProcess, round_no: int, kill_after: int
 def _files_under(storage: pathlib.Path) -> tuple[set[str], list[str]]:
     """(attachment UUIDs at <uuid[0:2]>/<uuid[2:4]>/<uuid>, every other file except the index and the spool)."""
     attachments: set[str] = set()
-    strays: set[str] = set()
+    strays: list[str] = []
     for dirpath, _dirs, files in os.walk(storage):
         rel = pathlib.Path(dirpath).relative_to(storage)
         for name in files:
