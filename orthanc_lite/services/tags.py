@@ -163,25 +163,29 @@ async def instance_attachment(ctx: ServerContext, public_id: str) -> AttachmentI
 
 
 async def load(ctx: ServerContext, attachment: AttachmentInfo, whole: bool = False,
-               use_cache: bool = True) -> LoadedDataset:
-    """The parsed dataset behind a DICOM attachment (io pool reads, cpu pool parses)."""
+               keep: bool = True) -> LoadedDataset:
+    """The parsed dataset behind a DICOM attachment (io pool reads, cpu pool parses). The cache is
+    always looked up; `keep=False` (level-wide reads) does not fill it. A file missing from the
+    storage area is InexistentFile (404)."""
     encoding = ctx.default_encoding
     cache = dataset_cache(ctx)
-    if use_cache:
-        hit = cache.get(attachment.uuid, encoding, whole)
-        if hit is not None:
-            return hit
+    hit = cache.get(attachment.uuid, encoding, whole)
+    if hit is not None:
+        return hit
     compressed = attachment.compression != 1
     loaded: LoadedDataset | None = None
-    if not whole and attachment.uncompressed_size > PREFIX_BYTES:
-        prefix = await ctx.storage.read_range(attachment.uuid, 0, PREFIX_BYTES, compressed)
-        loaded = await ctx.executors.run_cpu(parse_prefix, prefix, encoding, False)
-    if loaded is None:
-        data = await ctx.storage.read(attachment.uuid, compressed)
-        loaded = await ctx.executors.run_cpu(parse_prefix, data, encoding, True) if not whole else None
+    try:
+        if not whole and attachment.uncompressed_size > PREFIX_BYTES:
+            prefix = await ctx.storage.read_range(attachment.uuid, 0, PREFIX_BYTES, compressed)
+            loaded = await ctx.executors.run_cpu(parse_prefix, prefix, encoding, False)
         if loaded is None:
-            loaded = await ctx.executors.run_cpu(parse_whole, data, encoding)
-    if use_cache:
+            data = await ctx.storage.read(attachment.uuid, compressed)
+            loaded = await ctx.executors.run_cpu(parse_prefix, data, encoding, True) if not whole else None
+            if loaded is None:
+                loaded = await ctx.executors.run_cpu(parse_whole, data, encoding)
+    except FileNotFoundError:
+        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+    if keep:
         cache.put(attachment.uuid, encoding, loaded)
     return loaded
 
@@ -420,8 +424,10 @@ async def _batches(ctx: ServerContext, instances: list[tuple[str, AttachmentInfo
 
     async def one(public_id: str, attachment: AttachmentInfo) -> tuple[str, T] | None:
         try:
-            loaded = await load(ctx, attachment, use_cache=False)
-        except FileNotFoundError:
+            loaded = await load(ctx, attachment, keep=False)
+        except OrthancError as exc:
+            if exc.code is not ErrorCode.InexistentFile:
+                raise
             logger.info("Instance %s disappeared while reading its level", public_id)
             return None
         return public_id, await ctx.executors.run_cpu(loaded.run, fn, *args)

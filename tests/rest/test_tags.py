@@ -525,3 +525,21 @@ async def test_same_answers_as_orthanc(http: aiohttp.ClientSession, orthanc_peer
             for route in routes:
                 url = f"/{level}/{public_id}/{route}"
                 assert _comparable(*await _get(http, url)) == _comparable(*await _get(real, url)), url
+
+
+async def test_missing_file_in_storage(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    """A file gone from the storage area: 404 InexistentFile for one instance; level-wide routes skip it,
+    as Orthanc's shared-tags does for instances deleted while it reads them."""
+    first, second = make_series(2, patient_id="GONE")
+    kept = await _post(http, first)
+    gone = await _post(http, second)
+    ctx = server.context
+    internal, _ = await svc.resource_level(ctx, gone["ID"])
+    uuid = (await ctx.index.attachments_of(internal))[1].uuid
+    path = ctx.storage.local_path(uuid)
+    assert path is not None
+    await ctx.executors.run_io(pathlib.Path(path).unlink)
+    assert (await _json(http, f"/instances/{gone['ID']}/tags", 404))["OrthancStatus"] == 13
+    assert list(await _json(http, f"/series/{kept['ParentSeries']}/instances-tags")) == [kept["ID"]]
+    shared = await _json(http, f"/series/{kept['ParentSeries']}/shared-tags?short")
+    assert shared["0008,0018"] == (await _json(http, f"/instances/{kept['ID']}/tags?short"))["0008,0018"]
