@@ -12,13 +12,16 @@ Building a query (each builder returns None for a universal match, i.e. an empty
     q = IndexQuery(level=ResourceLevel.STUDY, constraints=(c,), limit=100)
 
 Matching rules (DICOM PS3.4 C.2.2.2, as Orthanc's DatabaseLookup::AddDicomConstraintInternal applies them, in order):
-  1. DA/DT/TM and the value has "-": a range "a-b", "a-" or "-b" (bounds inclusive, string order).
+  1. DA/DT/TM and the value has "-": a range "a-b", "a-" or "-b" (bounds inclusive, string order); a
+     wildcard in a bound is an error (as in Orthanc 1.10.1).
   2. The tag is ModalitiesInStudy, or the value has "\\": a list (OR of exact values; no wildcards inside).
   3. The value has "*" or "?": wildcard matching if the VR is AE/CS/LO/LT/PN/SH/ST/UC/UR/UT; for any other
      VR it is an error (Orthanc 1.10.1: 400 "Wildcards are not allowed on tag gggg,eeee").
   4. Otherwise: single value matching.
   An empty value is universal (no constraint). A constraint requires the tag to be present (Orthanc's
   "mandatory" constraints). Case-insensitive matching compares upper-cased values.
+  "?" matches one character; Orthanc 1.10.1 matches one *byte* in memory (boost::regex on UTF-8), so there
+  "?" never matches a non-ASCII character: a deliberate difference.
 
 Which tags can be matched where (FEATURES.md §5.9): main DICOM tags are matched in SQL at the level that
 stores them (patient tags are also stored on studies); a main tag of a level *below* the query level matches
@@ -300,6 +303,8 @@ def _constraint(tag: int, value: str, case_sensitive: bool, vr: str) -> TagConst
     if value == "":
         return None
     if vr in RANGE_VRS and "-" in value:
+        if "*" in value or "?" in value:
+            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Wildcards are not allowed on tag {_fmt(tag)}")
         low, _, high = value.partition("-")
         if not low and not high:
             return None

@@ -61,6 +61,11 @@ def test_wildcards_refused_on_other_vrs(tag: int) -> None:
     assert "Wildcards are not allowed on tag" in str(info.value)
 
 
+def test_no_wildcards_in_range_bounds() -> None:
+    with pytest.raises(OrthancError):
+        m.rest_constraint(STUDY_DATE, "2020*-")
+
+
 def test_lists_take_no_wildcards() -> None:
     c = m.rest_constraint(STUDY_UID, "1.2*\\1.3")  # a list of exact values: no error on UI
     assert c is not None and c.kind is MatchKind.LIST and c.values == ("1.2*", "1.3")
