@@ -254,9 +254,9 @@ def resource_statistics(conn: sqlite3.Connection, internal_id: int) -> dict[str,
             **{f"count{lvl}": c for lvl, c in counts.items()}}
 
 
-def all_attachment_uuids(conn: sqlite3.Connection) -> dict[str, int]:
-    """uuid -> owning resource internal id (start-up consistency check)."""
-    return {r[0]: int(r[1]) for r in conn.execute("SELECT uuid, id FROM attachments")}
+def all_attachment_uuids(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """uuid -> (owning resource internal id, attachment type) (start-up consistency check)."""
+    return {r[0]: (int(r[1]), int(r[2])) for r in conn.execute("SELECT uuid, id, file_type FROM attachments")}
 
 
 def global_property(conn: sqlite3.Connection, prop: int) -> str | None:

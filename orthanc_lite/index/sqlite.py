@@ -62,8 +62,9 @@ class SqliteIndex:
         await self.engine.write(functools.partial(writes.log_export, level=level, public_id=public_id,
                                                   modality=modality, uids=uids, now=now))
 
-    async def remove_orphan_rows(self, instance_ids: list[int]) -> None:
-        await self.engine.write(functools.partial(writes.remove_orphan_rows, instance_ids=instance_ids))
+    async def remove_orphan_rows(self, instance_ids: list[int], attachments: list[tuple[int, int]]) -> None:
+        await self.engine.write(functools.partial(writes.remove_orphan_rows, instance_ids=instance_ids,
+                                                  attachments=attachments))
 
     async def set_global_property(self, prop: int, value: str) -> None:
         await self.engine.write(functools.partial(writes.set_global_property, prop=prop, value=value))
@@ -142,7 +143,7 @@ class SqliteIndex:
     async def resource_statistics(self, internal_id: int) -> dict[str, int]:
         return await self.engine.read(functools.partial(reads.resource_statistics, internal_id=internal_id))
 
-    async def all_attachment_uuids(self) -> dict[str, int]:
+    async def all_attachment_uuids(self) -> dict[str, tuple[int, int]]:
         return await self.engine.read(reads.all_attachment_uuids)
 
     async def global_property(self, prop: int) -> str | None:

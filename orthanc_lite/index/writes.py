@@ -315,8 +315,10 @@ def set_global_property(conn: sqlite3.Connection, prop: int, value: str) -> None
     conn.execute("INSERT OR REPLACE INTO global_properties(property, value) VALUES (?,?)", (prop, value))
 
 
-def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int]) -> None:
-    """Start-up repair: delete instances whose file is gone (then their empty parents are pruned)."""
+def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int], attachments: list[tuple[int, int]]) -> None:
+    """Start-up repair: delete instances whose DICOM file is gone (then their empty parents are pruned), and the
+    rows of other attachments whose file is gone (their resource stays)."""
+    conn.executemany("DELETE FROM attachments WHERE id=? AND file_type=?", attachments)
     for internal in instance_ids:
         row = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (internal,)).fetchone()
         conn.execute("DELETE FROM resources WHERE internal_id=?", (internal,))

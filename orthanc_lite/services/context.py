@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..executors import Executors
 from ..index.sqlite import SqliteIndex
-from ..model import Change, ChangeType, ResourceLevel
+from ..model import AttachmentType, Change, ChangeType, ResourceLevel
 from ..storage.filesystem import FilesystemStorage
 from .changes import ChangeBus, StabilityTracker, stable_change
 from .modalities import Registry
@@ -89,13 +89,17 @@ class ServerContext:
         in_index = await self.index.all_attachment_uuids()
         on_disk = await self.executors.run_io(self.storage.list_uuids)
         orphan_files = on_disk - set(in_index)
-        missing = [owner for uuid, owner in in_index.items() if uuid not in on_disk]
+        gone = [(owner, kind) for uuid, (owner, kind) in in_index.items() if uuid not in on_disk]
         for uuid in orphan_files:
             logger.warning("Removing a file that no index row references: %s", uuid)
             await self.storage.remove(uuid)
-        if missing:
-            logger.warning("Removing %d index rows whose file is missing", len(missing))
-            await self.index.remove_orphan_rows(missing)
+        if gone:
+            # A missing DICOM file loses its instance; a missing user attachment loses only its row.
+            instances = [owner for owner, kind in gone if kind == AttachmentType.DICOM]
+            others = [(owner, kind) for owner, kind in gone if kind != AttachmentType.DICOM]
+            logger.warning("Repairing the index: %d instances and %d attachments have lost their file",
+                           len(instances), len(others))
+            await self.index.remove_orphan_rows(instances, others)
 
     def storage_dir(self) -> str:
         return os.path.abspath(self.settings.StorageDirectory)
