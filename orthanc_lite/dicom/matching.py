@@ -373,6 +373,27 @@ def normalize_identifier(value: str) -> str:
 class SqlFragment:
     sql: str
     params: tuple[object, ...]
+    indexed: bool = False   # a (tag, value) index can find the rows (=, IN, a range, a literal prefix)
+
+
+MAX_CASE_VARIANTS: Final = 64
+
+
+def case_variants(values: Iterable[str]) -> tuple[str, ...] | None:
+    """Every ASCII-case spelling of the values (what LIKE folds), or None when there would be too many."""
+    out: list[str] = []
+    for value in values:
+        letters = sum(1 for ch in value if ch.isascii() and ch.isalpha())
+        if len(out) + (1 << letters) > MAX_CASE_VARIANTS:
+            return None
+        spellings = [""]
+        for ch in value:
+            if ch.isascii() and ch.isalpha():
+                spellings = [p + c for p in spellings for c in (ch.lower(), ch.upper())]
+            else:
+                spellings = [p + ch for p in spellings]
+        out.extend(spellings)
+    return tuple(dict.fromkeys(out))
 
 
 def escape_like(text: str) -> str:
@@ -410,21 +431,21 @@ def _prefix_range(column: str, prefix: str) -> tuple[str, tuple[object, ...]]:
 def _glob(column: str, pattern: str) -> SqlFragment:
     prefix = literal_prefix(pattern)
     if prefix == pattern:  # no wildcard at all
-        return SqlFragment(f"{column} = ?", (pattern,))
+        return SqlFragment(f"{column} = ?", (pattern,), True)
     if pattern == "*":
         return SqlFragment("1", ())
     rng, params = _prefix_range(column, prefix)
     sql = f"{column} GLOB ?"
     if rng:
-        return SqlFragment(f"{rng} AND {sql}", (*params, wildcard_to_glob(pattern)))
+        return SqlFragment(f"{rng} AND {sql}", (*params, wildcard_to_glob(pattern)), True)
     return SqlFragment(sql, (wildcard_to_glob(pattern),))
 
 
 def _in(column: str, values: Iterable[str]) -> SqlFragment:
     vals = tuple(dict.fromkeys(values))
     if len(vals) == 1:
-        return SqlFragment(f"{column} = ?", vals)
-    return SqlFragment(f"{column} IN ({','.join('?' * len(vals))})", vals)
+        return SqlFragment(f"{column} = ?", vals, True)
+    return SqlFragment(f"{column} IN ({','.join('?' * len(vals))})", vals, True)
 
 
 def _ascii(values: Iterable[str]) -> bool:
@@ -447,7 +468,7 @@ def sql_exact(c: TagConstraint, column: str, *, unicode_upper: bool = False) -> 
         if high:
             parts.append(f"{column} <= ?")
             params.append(high)
-        return SqlFragment(" AND ".join(parts) or "1", tuple(params))
+        return SqlFragment(" AND ".join(parts) or "1", tuple(params), bool(parts))
     if c.case_sensitive:
         if c.kind is MatchKind.WILDCARD:
             return _glob(column, c.values[0])
@@ -457,11 +478,15 @@ def sql_exact(c: TagConstraint, column: str, *, unicode_upper: bool = False) -> 
         if c.kind is MatchKind.WILDCARD:
             pattern = c.values[0].upper()
             return SqlFragment(f"{upper_col} GLOB ?", (wildcard_to_glob(pattern),)) if pattern != "*" else SqlFragment("1", ())
-        return _in(upper_col, (v.upper() for v in c.values))
+        frag = _in(upper_col, (v.upper() for v in c.values))
+        return SqlFragment(frag.sql, frag.params)  # a function of the column: no index
     if c.kind is MatchKind.WILDCARD:
         if c.values[0] == "*":
             return SqlFragment("1", ())
         return SqlFragment(f"{column} LIKE ? ESCAPE '\\'", (wildcard_to_like(c.values[0]),))
+    variants = case_variants(c.values)
+    if variants is not None:  # the same as LIKE (ASCII case folding), but the index can find them
+        return _in(column, variants)
     likes = tuple(dict.fromkeys(escape_like(v) for v in c.values))
     return SqlFragment("(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in likes) + ")", likes)
 

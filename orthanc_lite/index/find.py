@@ -58,8 +58,13 @@ def _alias(level: ResourceLevel, query_level: ResourceLevel) -> str:
     return "r" if level == query_level else f"a{int(level)}"
 
 
-def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = False) -> tuple[str, list[object]]:
-    """The SELECT (or COUNT) for the SQL part of `query`; every value is a bound parameter."""
+def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = False,
+                 probe: frozenset[int] = frozenset()) -> tuple[str, list[object]]:
+    """The SELECT (or COUNT) for the SQL part of `query`; every value is a bound parameter.
+
+    `probe`: indexes (in query.plan.sql) of ModalitiesInStudy constraints to check study by study rather
+    than by collecting the matching series first (see choose_probes).
+    """
     level = query.level
     plan = query.plan
     params: list[object] = []
@@ -111,22 +116,30 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
     for i, placed in enumerate(plan.sql):
         c = placed.constraint
         if placed.children:
-            # ModalitiesInStudy: one of the child series has a matching Modality.
+            # ModalitiesInStudy: one of the child series has a matching Modality. When the index can find
+            # the Modality rows, collect their studies; otherwise probe each study's few series (CROSS JOIN
+            # keeps SQLite from scanning every Modality row per study).
             frag = sql_exact(c, f"m{i}.value")
-            where.append(f"EXISTS (SELECT 1 FROM resources s{i} JOIN main_dicom_tags m{i} ON m{i}.id=s{i}.internal_id "
-                         f"AND m{i}.tag=? WHERE s{i}.parent_id=r.internal_id AND {frag.sql})")
+            if frag.indexed and i not in probe:
+                where.append(f"r.internal_id IN (SELECT s{i}.parent_id FROM main_dicom_tags m{i} CROSS JOIN resources s{i} "
+                             f"ON s{i}.internal_id=m{i}.id WHERE m{i}.tag=? AND {frag.sql})")
+            else:
+                frag = sql_exact(c, f"+m{i}.value")  # "+": look the row up by (id, tag), then compare
+                where.append(f"EXISTS (SELECT 1 FROM resources s{i} CROSS JOIN main_dicom_tags m{i} "
+                             f"ON m{i}.id=s{i}.internal_id AND m{i}.tag=? WHERE s{i}.parent_id=r.internal_id AND {frag.sql})")
             where_params.extend((MODALITY, *frag.params))
             continue
         home = _alias(placed.level, level)
+        plus = "+" if i in probe else ""  # "+": no index on the value, look the row up by (id, tag)
         if placed.identifier and not c.case_sensitive and c.kind is not MatchKind.RANGE:
-            pre = sql_prefilter(c, f"d{i}.value")
+            pre = sql_prefilter(c, f"{plus}d{i}.value")
             joins.append(f"JOIN dicom_identifiers d{i} ON d{i}.id={home}.internal_id AND d{i}.tag=? AND {pre.sql}")
             join_params.extend((c.tag, *pre.params))
-            exact = sql_exact(c, f"c{i}.value", unicode_upper=True)
+            exact = sql_exact(c, f"{plus}c{i}.value", unicode_upper=True)
             joins.append(f"JOIN main_dicom_tags c{i} ON c{i}.id=d{i}.id AND c{i}.tag=? AND {exact.sql}")
             join_params.extend((c.tag, *exact.params))
         else:
-            exact = sql_exact(c, f"c{i}.value")
+            exact = sql_exact(c, f"{plus}c{i}.value")
             joins.append(f"JOIN main_dicom_tags c{i} ON c{i}.id={home}.internal_id AND c{i}.tag=? AND {exact.sql}")
             join_params.extend((c.tag, *exact.params))
 
@@ -171,6 +184,43 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
     return sql, params
 
 
+DENSE_FACTOR = 10
+
+
+def choose_probes(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor) -> frozenset[int]:
+    """The constraints better checked resource by resource than found through their index (density tests).
+
+    SQLite has no statistics here. With a LIMIT and the default order, a constraint that many resources
+    match is cheaper to check on each resource while scanning the level in id order (the scan stops at the
+    limit, with no sort); a selective one is cheaper to find through the (tag, value) index. One COUNT over
+    at most DENSE_FACTOR x (limit + offset) index entries tells them apart.
+    """
+    if not cursor.limit or query.order_by:
+        return frozenset()
+    cap = DENSE_FACTOR * (cursor.limit + cursor.offset)
+    dense: set[int] = set()
+    for i, placed in enumerate(query.plan.sql):
+        c = placed.constraint
+        if placed.children:
+            frag = sql_exact(c, "m.value")
+            sql = f"SELECT 1 FROM main_dicom_tags m WHERE m.tag=? AND {frag.sql}"
+        elif placed.identifier and not c.case_sensitive and c.kind is not MatchKind.RANGE:
+            frag = sql_prefilter(c, "m.value")
+            sql = (f"SELECT 1 FROM dicom_identifiers m JOIN resources x ON x.internal_id=m.id AND x.level={int(placed.level)} "
+                   f"WHERE m.tag=? AND {frag.sql}")
+        else:
+            frag = sql_exact(c, "m.value")
+            sql = (f"SELECT 1 FROM main_dicom_tags m JOIN resources x ON x.internal_id=m.id AND x.level={int(placed.level)} "
+                   f"WHERE m.tag=? AND {frag.sql}")
+        if not frag.indexed:
+            continue
+        tag = MODALITY if placed.children else c.tag
+        found = _execute(conn, f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", [tag, *frag.params, cap])[0][0]
+        if int(found) >= cap:  # type: ignore[call-overload]
+            dense.add(i)
+    return frozenset(dense)
+
+
 def _execute(conn: sqlite3.Connection, sql: str, params: list[object]) -> list[tuple[object, ...]]:
     """Run a search, defining ol_upper() on this connection the first time it is needed."""
     try:
@@ -184,7 +234,7 @@ def _execute(conn: sqlite3.Connection, sql: str, params: list[object]) -> list[t
 
 def search(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor = Cursor()) -> list[int]:
     """Internal ids matching the SQL part of `query`, ordered, one slice."""
-    sql, params = build_search(query, cursor)
+    sql, params = build_search(query, cursor, probe=choose_probes(conn, query, cursor))
     return [int(row[0]) for row in _execute(conn, sql, params)]  # type: ignore[call-overload]
 
 
@@ -195,7 +245,7 @@ def count(conn: sqlite3.Connection, query: IndexQuery) -> int:
 
 def explain(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor = Cursor()) -> list[str]:
     """EXPLAIN QUERY PLAN lines (tests and benchmarks check that indexes are used)."""
-    sql, params = build_search(query, cursor)
+    sql, params = build_search(query, cursor, probe=choose_probes(conn, query, cursor))
     register_functions(conn)
     return [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
@@ -207,14 +257,15 @@ def _ids(ids: Iterable[int]) -> str:
     return orjson.dumps(list(ids)).decode()
 
 
+# Batch statements start from the page's ids (json_each) and walk down with CROSS JOINs, so that SQLite
+# follows the parent index from each id rather than scanning a whole level.
 _COUNT_SQL = {
-    1: "SELECT c1.parent_id, COUNT(*) FROM resources c1 WHERE c1.parent_id IN (SELECT value FROM json_each(?)) "
-       "GROUP BY c1.parent_id",
-    2: "SELECT c1.parent_id, COUNT(*) FROM resources c1 JOIN resources c2 ON c2.parent_id=c1.internal_id "
-       "WHERE c1.parent_id IN (SELECT value FROM json_each(?)) GROUP BY c1.parent_id",
-    3: "SELECT c1.parent_id, COUNT(*) FROM resources c1 JOIN resources c2 ON c2.parent_id=c1.internal_id "
-       "JOIN resources c3 ON c3.parent_id=c2.internal_id "
-       "WHERE c1.parent_id IN (SELECT value FROM json_each(?)) GROUP BY c1.parent_id",
+    1: "SELECT j.value, COUNT(*) FROM json_each(?) j CROSS JOIN resources c1 ON c1.parent_id=j.value GROUP BY j.value",
+    2: "SELECT j.value, COUNT(*) FROM json_each(?) j CROSS JOIN resources c1 ON c1.parent_id=j.value "
+       "CROSS JOIN resources c2 ON c2.parent_id=c1.internal_id GROUP BY j.value",
+    3: "SELECT j.value, COUNT(*) FROM json_each(?) j CROSS JOIN resources c1 ON c1.parent_id=j.value "
+       "CROSS JOIN resources c2 ON c2.parent_id=c1.internal_id CROSS JOIN resources c3 ON c3.parent_id=c2.internal_id "
+       "GROUP BY j.value",
 }
 
 # computed tag -> (level it applies to, depth of the counted descendants)
@@ -250,17 +301,17 @@ def computed_tags(conn: sqlite3.Connection, level: ResourceLevel, ids: list[int]
         elif tag == MODALITIES_IN_STUDY and level is ResourceLevel.STUDY:
             sets: dict[int, set[str]] = {i: set() for i in ids}
             for pid, value in conn.execute(
-                    "SELECT s.parent_id, m.value FROM resources s JOIN main_dicom_tags m ON m.id=s.internal_id AND m.tag=? "
-                    "WHERE s.parent_id IN (SELECT value FROM json_each(?))", (MODALITY, ids_json)):
+                    "SELECT j.value, m.value FROM json_each(?) j CROSS JOIN resources s ON s.parent_id=j.value "
+                    "CROSS JOIN main_dicom_tags m ON m.id=s.internal_id AND m.tag=?", (ids_json, MODALITY)):
                 sets[int(pid)].add(value)
             for i in ids:
                 out[i][tag] = "\\".join(sorted(sets[i]))
         elif tag == SOP_CLASSES_IN_STUDY and level is ResourceLevel.STUDY:
             classes: dict[int, set[str]] = {i: set() for i in ids}
             for pid, value in conn.execute(
-                    "SELECT DISTINCT s.parent_id, md.value FROM resources s JOIN resources i ON i.parent_id=s.internal_id "
-                    "JOIN metadata md ON md.id=i.internal_id AND md.type=? "
-                    "WHERE s.parent_id IN (SELECT value FROM json_each(?))", (int(MetadataType.SopClassUid), ids_json)):
+                    "SELECT DISTINCT j.value, md.value FROM json_each(?) j CROSS JOIN resources s ON s.parent_id=j.value "
+                    "CROSS JOIN resources i ON i.parent_id=s.internal_id "
+                    "CROSS JOIN metadata md ON md.id=i.internal_id AND md.type=?", (ids_json, int(MetadataType.SopClassUid))):
                 classes[int(pid)].add(value)
             for i in ids:
                 out[i][tag] = "\\".join(sorted(classes[i]))
@@ -380,7 +431,7 @@ class Page:
 
 def search_rows(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor) -> list[tuple[int, str]]:
     """(internal id, public id) of one slice of the matches."""
-    sql, params = build_search(query, cursor)
+    sql, params = build_search(query, cursor, probe=choose_probes(conn, query, cursor))
     sql = sql.replace("SELECT r.internal_id ", "SELECT r.internal_id, r.public_id ", 1)
     return [(int(r[0]), str(r[1])) for r in _execute(conn, sql, params)]  # type: ignore[call-overload]
 
