@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .app_keys import CONTEXT
 from .config import Settings
+from .dimse.server import dicom_server_context
 from .rest import setup_routes
 from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
 from .services.context import ServerContext
@@ -25,6 +26,7 @@ def build(settings: Settings) -> web.Application:
     context = ServerContext(settings)
     app[CONTEXT] = context
     app.cleanup_ctx.append(_context_lifecycle)
+    app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app)
     return app
 

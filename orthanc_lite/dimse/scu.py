@@ -1,0 +1,196 @@
+"""Outbound associations made by the SCP side: C-STORE sub-operations of C-MOVE, the storage commitment
+N-EVENT-REPORT. Blocking; run in the dimse pool or in an association thread. One association per job,
+never shared between threads (pydicom/pynetdicom#137).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom import AE, build_role, evt
+from pynetdicom.presentation import PresentationContext
+
+from ..config import Modality
+from . import policy, status
+
+if TYPE_CHECKING:
+    from .query import InstanceToSend
+    from .server import DicomServer
+
+logger = logging.getLogger(__name__)
+
+MAX_CONTEXTS = 128
+UNCOMPRESSED = (policy.EXPLICIT_LE, policy.IMPLICIT_LE, policy.EXPLICIT_BE)
+
+
+def _nodelay_handlers() -> list[tuple[Any, Any]]:
+    from .handlers import set_nodelay
+
+    return [(evt.EVT_CONN_OPEN, set_nodelay)]
+
+
+def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
+    """Orthanc's proposal for a set of instances: per SOP class, its original transfer syntaxes plus
+    Explicit and Implicit Little Endian (compressed syntaxes in their own context, so that a peer refusing
+    them still accepts the uncompressed one)."""
+    by_class: dict[str, dict[str, None]] = {}
+    for sop_class, ts in pairs:
+        if sop_class:
+            by_class.setdefault(sop_class, {})
+            if ts:
+                by_class[sop_class][ts] = None
+    contexts: list[PresentationContext] = []
+    for sop_class, syntaxes in by_class.items():
+        compressed = [ts for ts in syntaxes if ts not in UNCOMPRESSED]
+        for ts in compressed:
+            contexts.append(_context(sop_class, [ts]))
+        contexts.append(_context(sop_class, [policy.EXPLICIT_LE, policy.IMPLICIT_LE]))
+    if len(contexts) > MAX_CONTEXTS:
+        logger.warning("Too many SOP classes to propose (%d contexts): keeping %d", len(contexts), MAX_CONTEXTS)
+        contexts = contexts[:MAX_CONTEXTS]
+    for i, cx in enumerate(contexts):
+        cx.context_id = 2 * i + 1
+    return contexts
+
+
+def _context(sop_class: str, syntaxes: Sequence[str]) -> PresentationContext:
+    cx = PresentationContext()
+    cx.abstract_syntax = UID(sop_class)
+    cx.transfer_syntax = [UID(ts) for ts in syntaxes]
+    return cx
+
+
+def store_association_kwargs(server: DicomServer, modality: Modality, instances: Sequence[InstanceToSend],
+                             holder: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments pynetdicom's C-MOVE SCP passes to AE.associate() for the sub-operations:
+    our contexts, TCP_NODELAY, and a hook that hands the association to the handler (to pick syntaxes)."""
+
+    def capture(event: Any) -> None:
+        holder["assoc"] = event.assoc
+
+    return {
+        "contexts": storage_contexts((i.sop_class, i.transfer_syntax) for i in instances),
+        "evt_handlers": [*_nodelay_handlers(), (evt.EVT_ESTABLISHED, capture)],
+        "max_pdu": int(server.ctx.settings.MaximumPduLength),
+    }
+
+
+def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
+    """Decompress `dataset` when no accepted context carries its transfer syntax but an uncompressed one
+    exists for its SOP class (in place). Otherwise leave it: pynetdicom converts between uncompressed
+    syntaxes itself, and reports a failed sub-operation when nothing fits."""
+    try:
+        sop_class = str(dataset.SOPClassUID)
+        ts = str(dataset.file_meta.TransferSyntaxUID)
+    except AttributeError:
+        return
+    usable = []
+    for cx in assoc.accepted_contexts:
+        if str(cx.abstract_syntax) != sop_class:
+            continue
+        if not as_requestor and not cx.as_scu:
+            continue
+        usable.append(str(cx.transfer_syntax[0]))
+    if not usable or ts in usable or ts in UNCOMPRESSED:
+        return
+    if any(u in UNCOMPRESSED for u in usable):
+        try:
+            dataset.decompress()
+        except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
+            logger.warning("Cannot transcode %s from %s for the peer: %s", dataset.get("SOPInstanceUID"), ts, exc)
+
+
+def _associate(local_aet: str, modality: Modality, contexts: list[PresentationContext], timeout: float | None,
+               max_pdu: int, ext_neg: list[Any] | None = None) -> Any:
+    ae = AE(ae_title=local_aet)
+    ae.acse_timeout = timeout or 30
+    ae.dimse_timeout = timeout or None
+    ae.network_timeout = timeout or None
+    ae.connection_timeout = timeout or None
+    return ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
+                        max_pdu=max_pdu, ext_neg=ext_neg, evt_handlers=_nodelay_handlers())
+
+
+def store_instances(local_aet: str, modality: Modality, instances: Sequence[InstanceToSend], read: Any,
+                    timeout: float | None, max_pdu: int, originator_aet: str | None = None,
+                    originator_id: int | None = None) -> tuple[int, int]:
+    """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
+    if not instances:
+        return 0, 0
+    assoc = _associate(local_aet, modality, storage_contexts((i.sop_class, i.transfer_syntax) for i in instances),
+                       timeout, max_pdu)
+    if not assoc.is_established:
+        logger.error("C-MOVE job: cannot associate with %s (%s:%s)", modality.AET, modality.Host, modality.Port)
+        return 0, len(instances)
+    completed = failed = 0
+    try:
+        for instance in instances:
+            try:
+                dataset = pydicom.dcmread(io.BytesIO(read(instance)), force=True)
+                adapt_to_contexts(dataset, assoc, as_requestor=True)
+                rsp = assoc.send_c_store(dataset, originator_aet=originator_aet, originator_id=originator_id)
+                ok = rsp is not None and "Status" in rsp and int(rsp.Status) in (0x0000, 0xB000, 0xB007, 0xB006)
+            except Exception as exc:  # noqa: BLE001 - one failed sub-operation does not stop the job (logged)
+                logger.error("C-MOVE job: cannot send instance %s: %s", instance.public_id, exc)
+                ok = False
+            if ok:
+                completed += 1
+            else:
+                failed += 1
+            if not assoc.is_established:
+                failed += len(instances) - completed - failed
+                break
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return completed, failed
+
+
+def send_commitment_report(local_aet: str, modality: Modality, transaction_uid: str,
+                           success: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str, int]],
+                           timeout: float | None, max_pdu: int) -> bool:
+    """N-EVENT-REPORT of a storage commitment result, on a new association where we play the SCP role."""
+    cx = _context(policy.STORAGE_COMMITMENT, policy.GENERIC_SYNTAXES)
+    cx.context_id = 1
+    # We send the N-EVENT-REPORT, which is the Storage Commitment SCP's part: ask for the SCP role.
+    role = build_role(policy.STORAGE_COMMITMENT, scu_role=False, scp_role=True)
+    assoc = _associate(local_aet, modality, [cx], timeout, max_pdu, ext_neg=[role])
+    if not assoc.is_established:
+        logger.error("Storage commitment: cannot associate with %s (%s:%s)", modality.AET, modality.Host,
+                     modality.Port)
+        return False
+    try:
+        ds = Dataset()
+        ds.TransactionUID = transaction_uid
+        if success:
+            ds.ReferencedSOPSequence = [_item(c, i) for c, i in success]
+        if failed:
+            items = []
+            for c, i, reason in failed:
+                item = _item(c, i)
+                item.FailureReason = reason
+                items.append(item)
+            ds.FailedSOPSequence = items
+        event_type = 2 if failed else 1
+        rsp, _reply = assoc.send_n_event_report(ds, event_type, policy.STORAGE_COMMITMENT,
+                                                policy.STORAGE_COMMITMENT_INSTANCE)
+        ok = rsp is not None and "Status" in rsp and int(rsp.Status) == status.SUCCESS
+        if not ok:
+            logger.error("Storage commitment: the report to %s was not acknowledged", modality.AET)
+        return ok
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _item(sop_class: str, sop_instance: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    return item
