@@ -21,18 +21,21 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 LABEL = "bench"
@@ -197,7 +200,6 @@ async def ingest(base_url: str, patients: int, concurrency: int = 8) -> None:
 
 async def label_studies(base_url: str, patients: int, every: int = 10) -> None:
     """Put LABEL on one study in `every` (orthanc_lite only: Orthanc 1.10.1 has no labels)."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from orthanc_lite import ids
 
     async with aiohttp.ClientSession(base_url=base_url) as http:
@@ -238,8 +240,23 @@ async def _time(http: aiohttp.ClientSession, route: str, body: dict[str, Any], r
             "answers": size}
 
 
+async def ensure_labels(base_url_lite: str, wanted: int = 200, every: int = 10) -> None:
+    """Label one study in `every` with LABEL when the store has too few (e.g. the main harness's store)."""
+    body = {"Level": "Study", "Query": {}, "Labels": [LABEL]}
+    async with aiohttp.ClientSession(base_url=base_url_lite) as http:
+        async with http.post("/tools/count-resources", json=body) as resp:
+            if resp.status == 200 and (await resp.json())["Count"] >= wanted:
+                return
+        async with http.get("/studies") as resp:
+            studies = await resp.json()
+        for sid in studies[::every]:
+            async with http.put(f"/studies/{sid}/labels/{LABEL}", data=b"") as resp:
+                await resp.read()
+
+
 async def run(base_url_lite: str, base_url_orthanc: str | None = None, runs: int = 50) -> dict[str, Any]:
-    """Measure every query on both servers (which must hold the store of `generate`)."""
+    """Measure every query on both servers (which hold a store such as `generate`'s or bench/store.py's)."""
+    await ensure_labels(base_url_lite)
     results: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         lite = await stack.enter_async_context(aiohttp.ClientSession(base_url=base_url_lite))
@@ -259,89 +276,50 @@ async def run(base_url_lite: str, base_url_orthanc: str | None = None, runs: int
     return results
 
 
-# --- servers ------------------------------------------------------------------------------------
+# --- servers (bench/servers.py: subprocesses on free ports) -------------------------------------
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(url + "/system") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {deadline} s")
+SERVER_CONFIG: dict[str, Any] = {"SyncStorageArea": False, "StableAge": 3600, "LimitFindResults": 0,
+                                 "LimitFindInstances": 0}
 
 
 @contextlib.asynccontextmanager
-async def _server(kind: str, folder: str) -> AsyncIterator[str]:
-    """Run orthanc_lite or Orthanc on `folder` (created if needed) on a free port."""
-    os.makedirs(folder, exist_ok=True)
-    port = _free_port()
-    config = {"Name": f"bench-{kind}", "StorageDirectory": os.path.join(folder, "storage"),
-              "IndexDirectory": os.path.join(folder, "storage"), "HttpPort": port, "DicomPort": _free_port(),
-              "DicomServerEnabled": False, "RemoteAccessAllowed": True, "AuthenticationEnabled": False,
-              "SyncStorageArea": False, "StableAge": 3600, "Plugins": [], "HttpThreadsCount": 8}
-    if kind == "orthanc":
-        config.pop("DicomServerEnabled")
-    path = os.path.join(folder, "config.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = [ORTHANC_BIN, path] if kind == "orthanc" else [sys.executable, "-m", "orthanc_lite", path]
-    log = open(os.path.join(folder, "server.log"), "ab")
-    proc = subprocess.Popen(cmd, cwd=root if kind == "lite" else folder, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+async def _server(kind: str, workdir: str) -> AsyncIterator[str]:
+    """orthanc_lite or Orthanc on the storage under workdir/<kind> (kept between runs), on free ports."""
+    from .servers import LITE, ORTHANC, start
+
+    name = LITE if kind == "lite" else ORTHANC
+    server = await asyncio.to_thread(start, name, pathlib.Path(workdir), dict(SERVER_CONFIG))
     try:
-        await _wait_ready(url, proc)
-        yield url
+        yield server.url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        await asyncio.to_thread(server.stop)
 
 
-async def prepare(kind: str, folder: str, patients: int) -> None:
-    """Ingest the store into `folder` unless a previous run completed it."""
-    marker = os.path.join(folder, f"complete-{patients}")
-    if os.path.exists(marker):
+async def prepare(kind: str, workdir: str, patients: int) -> None:
+    """Ingest the store under workdir/<kind> unless a previous run completed it."""
+    folder = pathlib.Path(workdir) / ("orthanc_lite" if kind == "lite" else "orthanc")
+    marker = folder / f"complete-{patients}"
+    if marker.exists():
         return
-    shutil.rmtree(folder, ignore_errors=True)
-    async with _server(kind, folder) as url:
+    await asyncio.to_thread(shutil.rmtree, folder, True)
+    async with _server(kind, workdir) as url:
         start = time.perf_counter()
         await ingest(url, patients)
         if kind == "lite":
             await label_studies(url, patients)
         print(f"{kind}: store ready in {time.perf_counter() - start:.0f} s", flush=True)
-    with open(marker, "w") as f:
-        f.write("ok")
+    await asyncio.to_thread(marker.write_text, "ok")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with_orthanc = os.path.exists(ORTHANC_BIN) and not args.no_orthanc
-    lite_dir = os.path.join(args.workdir, f"lite-{args.patients}")
-    orthanc_dir = os.path.join(args.workdir, f"orthanc-{args.patients}")
-    await prepare("lite", lite_dir, args.patients)
+    workdir = os.path.join(args.workdir, f"p{args.patients}")
+    await prepare("lite", workdir, args.patients)
     if with_orthanc:
-        await prepare("orthanc", orthanc_dir, args.patients)
+        await prepare("orthanc", workdir, args.patients)
     async with contextlib.AsyncExitStack() as stack:
-        lite_url = await stack.enter_async_context(_server("lite", lite_dir))
-        orthanc_url = await stack.enter_async_context(_server("orthanc", orthanc_dir)) if with_orthanc else None
+        lite_url = await stack.enter_async_context(_server("lite", workdir))
+        orthanc_url = await stack.enter_async_context(_server("orthanc", workdir)) if with_orthanc else None
         results = await run(lite_url, orthanc_url, args.runs)
     return {"instances": args.patients * STUDIES_PER_PATIENT * SERIES_PER_STUDY * INSTANCES_PER_SERIES,
             "runs": args.runs, "queries": results}

@@ -46,8 +46,9 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Iterable
+from typing import Final
 
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel

@@ -14,8 +14,8 @@ constraint is case-insensitive on an identifier tag (its (tag, value) index then
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import orjson
 
@@ -85,12 +85,12 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
         for item in query.order_by:
             expr: str
             if item.tag is not None:
-                home = main_tag_level(item.tag, level)
-                if home is None:
+                stored_at = main_tag_level(item.tag, level)
+                if stored_at is None:
                     continue  # not stored in the database: no effect on the order
-                if home < level:
-                    needed.add(home)
-                expr = f"(SELECT value FROM main_dicom_tags WHERE id={_alias(home, level)}.internal_id AND tag=?)"
+                if stored_at < level:
+                    needed.add(stored_at)
+                expr = f"(SELECT value FROM main_dicom_tags WHERE id={_alias(stored_at, level)}.internal_id AND tag=?)"
                 order_params.append(item.tag)
             else:
                 expr = "(SELECT value FROM metadata WHERE id=r.internal_id AND type=?)"
@@ -240,7 +240,8 @@ def search(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor = Cursor(
 
 def count(conn: sqlite3.Connection, query: IndexQuery) -> int:
     sql, params = build_search(query, count=True)
-    return int(_execute(conn, sql, params)[0][0])  # type: ignore[call-overload]
+    value: int = _execute(conn, sql, params)[0][0]  # type: ignore[assignment]
+    return value
 
 
 def explain(conn: sqlite3.Connection, query: IndexQuery, cursor: Cursor = Cursor()) -> list[str]:
@@ -283,14 +284,38 @@ def computed_tags(conn: sqlite3.Connection, level: ResourceLevel, ids: list[int]
                   tags: Iterable[int]) -> dict[int, dict[int, str]]:
     """Values of the computed tags (FEATURES.md §6.2) for a page of resources: {id: {tag: value}}.
 
-    One statement per requested computed tag, whatever the number of resources. Tags that do not apply
+    At most one statement per requested computed tag, whatever the number of resources. Tags that do not apply
     at this level are left out (callers treat them as ordinary tags).
     """
     out: dict[int, dict[int, str]] = {i: {} for i in ids}
     if not ids:
         return out
     ids_json = _ids(ids)
-    for tag in dict.fromkeys(tags):
+    tags = list(dict.fromkeys(tags))
+    walk = {NUMBER_OF_STUDY_RELATED_SERIES, NUMBER_OF_STUDY_RELATED_INSTANCES, MODALITIES_IN_STUDY}
+    if level is ResourceLevel.STUDY and walk & set(tags):
+        # One walk over the studies' series gives their count, their instances' count and their modalities.
+        series: dict[int, int] = dict.fromkeys(ids, 0)
+        instances: dict[int, int] = dict.fromkeys(ids, 0)
+        modalities: dict[int, set[str]] = {i: set() for i in ids}
+        for sid, modality, count in conn.execute(
+                "SELECT j.value, m.value, (SELECT COUNT(*) FROM resources i WHERE i.parent_id=s.internal_id) "
+                "FROM json_each(?) j CROSS JOIN resources s ON s.parent_id=j.value "
+                "LEFT JOIN main_dicom_tags m ON m.id=s.internal_id AND m.tag=?", (ids_json, MODALITY)):
+            series[sid] += 1
+            instances[sid] += count
+            if modality is not None:
+                modalities[sid].add(modality)
+        for i in ids:
+            values = out[i]
+            if NUMBER_OF_STUDY_RELATED_SERIES in tags:
+                values[NUMBER_OF_STUDY_RELATED_SERIES] = str(series[i])
+            if NUMBER_OF_STUDY_RELATED_INSTANCES in tags:
+                values[NUMBER_OF_STUDY_RELATED_INSTANCES] = str(instances[i])
+            if MODALITIES_IN_STUDY in tags:
+                values[MODALITIES_IN_STUDY] = "\\".join(sorted(modalities[i]))
+        tags = [t for t in tags if t not in walk]
+    for tag in tags:
         if tag in _COUNTS:
             applies, depth = _COUNTS[tag]
             if applies != level:

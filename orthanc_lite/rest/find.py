@@ -11,6 +11,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
+from ..dicom.dicom_json import simplify_json
 from ..dicom.matching import (
     IndexQuery,
     LabelsConstraint,
@@ -22,8 +23,6 @@ from ..dicom.matching import (
     parse_tag,
     rest_constraint,
 )
-from ..dicom.dicom_json import simplify_json
-from ..dicom.tags import tag_key
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services import find as find_service
@@ -89,13 +88,13 @@ class ParsedFind:
         for key in ("Limit", "Since"):
             if key in body and not _is_int(body[key]):
                 raise _bad(f"Field \"{key}\" should be an integer")
-        for key, kind, message in (("RequestedTags", list, "should be an array"),
+        for key, expected, message in (("RequestedTags", list, "should be an array"),
                                    ("Labels", list, "must be an array of strings"),
                                    ("LabelsConstraint", str, "must be an array of strings"),
                                    ("OrderBy", list, "must be an array"),
                                    ("MetadataQuery", dict, "must be a JSON object"),
                                    ("ResponseContent", list, "must be an array")):
-            if key in body and not isinstance(body[key], kind):
+            if key in body and not isinstance(body[key], expected):
                 raise _bad(f"Field \"{key}\" {message}")
         for key, _ in _PARENT_KEYS:
             if key in body and not isinstance(body[key], str):
@@ -169,22 +168,22 @@ class ParsedFind:
         for item in body.get("OrderBy", []):
             if not isinstance(item, dict):
                 raise _bad("Field \"OrderBy\" must contain objects")
-            kind, key, direction = item.get("Type"), item.get("Key"), item.get("Direction", "ASC")
-            if kind not in _ORDER_TYPES:
+            order_type, order_key, direction = item.get("Type"), item.get("Key"), item.get("Direction", "ASC")
+            if order_type not in _ORDER_TYPES:
                 raise _bad("Field \"Type\" must be \"DicomTag\", \"DicomTagAsInt\", \"DicomTagAsFloat\", "
                            "\"Metadata\", \"MetadataAsInt\" or \"MetadataAsFloat\"")
-            if not isinstance(key, str):
+            if not isinstance(order_key, str):
                 raise _bad("Field \"Key\" must be a string")
             if direction not in ("ASC", "DESC"):
                 raise _bad("Field \"Direction\" must be \"ASC\" or \"DESC\"")
-            is_tag, cast = _ORDER_TYPES[kind]
+            is_tag, cast = _ORDER_TYPES[order_type]
             if is_tag:
-                order_by.append(OrderBy(tag=parse_tag(key), cast=cast, descending=direction == "DESC"))
+                order_by.append(OrderBy(tag=parse_tag(order_key), cast=cast, descending=direction == "DESC"))
             else:
                 try:
-                    mtype = metadata_type(ctx.settings, key)
+                    mtype = metadata_type(ctx.settings, order_key)
                 except OrthancError:
-                    raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown metadata: {key}") from None
+                    raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown metadata: {order_key}") from None
                 order_by.append(OrderBy(metadata=mtype, cast=cast, descending=direction == "DESC"))
 
         self.content: frozenset[str] | None = None
@@ -250,7 +249,7 @@ def format_answer(ctx: ServerContext, answer: find_service.FindAnswer, parsed: P
                                    "UncompressedMD5": a.uncompressed_md5, "CompressedMD5": a.compressed_md5}
                                   for a in answer.attachments]
     if parsed.requested:
-        nodes = {tag_key(tag): node for tag, node in answer.tags.items() if node is not None}
+        nodes = {find_service.key_of(tag): node for tag, node in answer.tags.items() if node is not None}
         out["RequestedTags"] = nodes if parsed.format == "full" else simplify_json(nodes, parsed.format)
     return out
 

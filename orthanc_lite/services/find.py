@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ..dicom.dicom_json import dataset_to_json, tag_name
 from ..dicom.matching import (
@@ -75,7 +76,7 @@ class FindAnswer:
 @dataclass(slots=True)
 class FindResult:
     answers: list[FindAnswer]
-    complete: bool   # False when LimitFindResults/LimitFindInstances (or the request's limit) cut the answers
+    complete: bool   # False when LimitFindResults/LimitFindInstances cut the answers (not the request's Limit)
 
 
 def database_limit(ctx: ServerContext, level: ResourceLevel) -> int:
@@ -90,16 +91,31 @@ def with_database_limit(ctx: ServerContext, query: IndexQuery) -> IndexQuery:
     return replace(query, max_candidates=limit + 1) if limit else query
 
 
+@functools.lru_cache(maxsize=4096)
+def _name(tag: int) -> str:
+    return tag_name(tag)
+
+
+@functools.lru_cache(maxsize=4096)
+def key_of(tag: int) -> str:
+    """"gggg,eeee" (cached: formatting answers asks for the same few tags again and again)."""
+    return tag_key(tag)
+
+
 def null_node(tag: int) -> Node:
-    return {"Name": tag_name(tag), "Type": "Null", "Value": None}
+    return {"Name": _name(tag), "Type": "Null", "Value": None}
 
 
 def string_node(tag: int, value: str) -> Node:
-    return {"Name": tag_name(tag), "Type": "String", "Value": value}
+    return {"Name": _name(tag), "Type": "String", "Value": value}
 
 
 class FindCursor:
-    """Streams the answers of a request in batches; `complete` is known once the iteration ends."""
+    """Streams the answers of a request in batches; `complete` is known once the iteration ends.
+
+    `complete` turns False when the candidates cap (IndexQuery.max_candidates, see with_database_limit) hid
+    matches: the C-FIND SCP may then answer with a warning, as Orthanc does when LimitFindResults is reached.
+    """
 
     def __init__(self, ctx: ServerContext, request: FindRequest, batch_size: int = DEFAULT_BATCH) -> None:
         self.ctx = ctx
@@ -165,11 +181,6 @@ class FindCursor:
             position += len(page.ids)
             if not q.order_by:
                 after_id = page.ids[-1]
-        if q.limit and end == q.since + q.limit:
-            # Stopped by the request's limit: complete only if nothing follows.
-            more = await self.ctx.index.engine.read(functools.partial(index_find.has_match_at, query=q, position=end))
-            if more:
-                self.complete = False
 
     async def _filtered(self) -> AsyncIterator[list[FindAnswer]]:
         """SQL candidates in batches, then computed-tag and file constraints, then since/limit."""
@@ -214,7 +225,6 @@ class FindCursor:
                     matched.append((rid, page.public_ids[rid]))
             if q.limit and emitted + len(matched) > q.limit:
                 matched = matched[: q.limit - emitted]
-                self.complete = False
             if matched:
                 answer_page = await self.ctx.index.engine.read(
                     functools.partial(index_find.fetch_page, level=q.level, rows=matched,
@@ -222,8 +232,6 @@ class FindCursor:
                 yield await self._answers(answer_page, values)
                 emitted += len(matched)
             if q.limit and emitted >= q.limit:
-                if self.complete and len(page.ids) == n:
-                    self.complete = False
                 return
             if len(page.ids) < n:
                 return
@@ -262,7 +270,7 @@ class FindCursor:
                 main = page.main_tags.get(rid, {})
                 from_file = file_values.get(rid, {})
                 for tag in self._requested:
-                    key = tag_key(tag)
+                    key = key_of(tag)
                     if tag in self._computed:
                         value = computed.get(tag)
                         answer.tags[tag] = string_node(tag, value) if value is not None else null_node(tag)

@@ -14,22 +14,23 @@ import aiohttp
 import pytest
 
 import orthanc_lite
+from orthanc_lite.config import Settings
 from tests.data.make_samples import make_instance
 
 # PatientID -> study attributes and series (modality, number of instances, extra tags of the instances).
 STUDIES: dict[str, dict[str, Any]] = {
-    "P1": dict(name="Doe^John", date="20240102", series=[("CT", 2, {}), ("MR", 1, {})],
-               tags={"InstitutionName": "Hospital A", "AccessionNumber": "ACC-1"}),
-    "P2": dict(name="doe^jane", date="20230510", series=[("MR", 1, {})], tags={"AccessionNumber": "acc-2"}),
-    "P3": dict(name="Élodie^Martin", date="20220101", series=[("US", 1, {})], tags={}),
-    "P4": dict(name="O'Brien^Pat", date="20210101", series=[("CT", 1, {})], tags={}),
-    "P5": dict(name="100%_sure", date="20200101", series=[("CT", 1, {})], tags={}),
-    "P6": dict(name="star*name", date="20190101", series=[("CT", 1, {})], tags={"InstitutionName": "Hôpital"}),
-    "p7": dict(name="élodie^martin", date="20180101", series=[("CT", 1, {})], tags={"InstitutionName": "hôpital"}),
-    "P8": dict(name="back\\slash", date="20170101", series=[("PT", 1, {"Rows": 16, "Columns": 16})], tags={}),
-    "P9": dict(name="under_score", date="20160101", series=[("CR", 1, {})], tags={"StudyDescription": "[brackets]"}),
-    "P10": dict(name="100x_surely", date="", series=[("CT", 1, {})], tags={}),
-    "P11": dict(name="Robert'); DROP TABLE resources;--", date="20150101", series=[("MR", 1, {})], tags={}),
+    "P1": {"name": "Doe^John", "date": "20240102", "series": [("CT", 2, {}), ("MR", 1, {})],
+           "tags": {"InstitutionName": "Hospital A", "AccessionNumber": "ACC-1"}},
+    "P2": {"name": "doe^jane", "date": "20230510", "series": [("MR", 1, {})], "tags": {"AccessionNumber": "acc-2"}},
+    "P3": {"name": "Élodie^Martin", "date": "20220101", "series": [("US", 1, {})], "tags": {}},
+    "P4": {"name": "O'Brien^Pat", "date": "20210101", "series": [("CT", 1, {})], "tags": {}},
+    "P5": {"name": "100%_sure", "date": "20200101", "series": [("CT", 1, {})], "tags": {}},
+    "P6": {"name": "star*name", "date": "20190101", "series": [("CT", 1, {})], "tags": {"InstitutionName": "Hôpital"}},
+    "p7": {"name": "élodie^martin", "date": "20180101", "series": [("CT", 1, {})], "tags": {"InstitutionName": "hôpital"}},
+    "P8": {"name": "back\\slash", "date": "20170101", "series": [("PT", 1, {"Rows": 16, "Columns": 16})], "tags": {}},
+    "P9": {"name": "under_score", "date": "20160101", "series": [("CR", 1, {})], "tags": {"StudyDescription": "[brackets]"}},
+    "P10": {"name": "100x_surely", "date": "", "series": [("CT", 1, {})], "tags": {}},
+    "P11": {"name": "Robert'); DROP TABLE resources;--", "date": "20150101", "series": [("MR", 1, {})], "tags": {}},
 }
 
 
@@ -103,6 +104,12 @@ async def upload_store(http: aiohttp.ClientSession) -> Store:
             store.series[f.patient_id].append(answer["ParentSeries"])
         store.instances.setdefault(f.patient_id, []).append(answer["ID"])
     return store
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings without the DICOM server, which these tests do not use (it costs ~1 s per test)."""
+    return settings.replace(DicomServerEnabled=False)
 
 
 @pytest.fixture

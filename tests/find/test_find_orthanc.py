@@ -8,14 +8,20 @@ order that depends on its SQL plan, so results are compared as sets; Limit/Since
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
 from tests.conftest import all_testdata_files
-from tests.e2e.orthanc_peer import ORTHANC_AVAILABLE, SKIP_REASON, ServerProcess, start_orthanc
+from tests.e2e.orthanc_peer import (
+    ORTHANC_AVAILABLE,
+    SKIP_REASON,
+    ServerProcess,
+    start_orthanc,
+)
 from tests.find.conftest import STUDIES, sample_files
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)]
@@ -148,6 +154,14 @@ async def test_same_result_sets_as_orthanc(http: aiohttp.ClientSession, orthanc:
         assert len(queries) > 300 and len(ignored) < 20
 
 
+_COMPARED_KEYS = ("ID", "Type", "MainDicomTags", "PatientMainDicomTags", "ParentPatient", "ParentStudy",
+                  "ParentSeries", "Status", "ExpectedNumberOfInstances", "IndexInSeries", "FileSize")
+
+
+def _comparable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(({k: i[k] for k in _COMPARED_KEYS if k in i} for i in items), key=repr)
+
+
 async def test_same_expanded_answers_and_paging(http: aiohttp.ClientSession, orthanc: ServerProcess) -> None:
     async with aiohttp.ClientSession(base_url=orthanc.url) as real:
         await _upload_everywhere(http, real)
@@ -155,10 +169,7 @@ async def test_same_expanded_answers_and_paging(http: aiohttp.ClientSession, ort
             for fmt in ({}, {"Short": True}, {"Full": True}):
                 body = {"Level": level, "Query": {"PatientID": "P1"}, "Expand": True, **fmt}
                 ours, theirs = (await _find(http, body))[1], (await _find(real, body))[1]
-                keys = ("ID", "Type", "MainDicomTags", "PatientMainDicomTags", "ParentPatient", "ParentStudy",
-                        "ParentSeries", "Status", "ExpectedNumberOfInstances", "IndexInSeries", "FileSize")
-                normalize = lambda items: sorted(({k: i[k] for k in keys if k in i} for i in items), key=repr)
-                assert normalize(ours) == normalize(theirs), body
+                assert _comparable(ours) == _comparable(theirs), body
                 for key in ("Studies", "Series", "Instances"):
                     assert sorted(sorted(i.get(key, [])) for i in ours) == sorted(sorted(i.get(key, [])) for i in theirs)
         for level in LEVELS:
