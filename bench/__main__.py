@@ -4,7 +4,7 @@ For each server (orthanc_lite as `python -m orthanc_lite`, then real Orthanc whe
 storage and free ports:
   1. REST ingest with 1 client on a fixed subset of the store, then with 4 clients on the next subset (instances/s);
   2. the rest of the store with 4 clients, reading the server's RSS at 25/50/75/100% of the store;
-  3. GET /studies?expand, /series?expand, /patients?expand, /instances: p50/p95 over --runs runs; GET /{level}/{id};
+  3. once the Stable* changes are written (StableAge 5 s on both): GET /studies?expand, /series?expand, /patients?expand, /instances: p50/p95 over --runs runs; GET /{level}/{id};
   4. the whole /changes log walked with limit=1000.
 Then, with both servers loaded, the optional sections (bench/find.py, bench/dimse.py) if they exist. Prints a table
 (each figure for both servers and the ratio lite/Orthanc, with the targets of issue 2 item 12) and writes everything
@@ -30,13 +30,15 @@ import aiohttp
 
 from . import report, sections
 from .ingest import ingest
-from .reads import changes_walk, list_latency, single_resource_latency
+from .reads import changes_walk, list_latency, settle, single_resource_latency
 from .servers import LITE, ORTHANC, ORTHANC_AVAILABLE, Server, start, storage_bytes
 from .store import StoreShape, load
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 LIST_PATHS = ("/studies?expand", "/series?expand", "/patients?expand", "/instances")
 CHECKPOINTS = (25, 50, 75, 100)
+STABLE_AGE = 5   # seconds; reads start once the Stable* changes that follow the ingest are written (both servers)
+SERVER_CONFIG = {"StableAge": STABLE_AGE}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -118,6 +120,8 @@ async def measure_server(server: Server, items: list[bytes], args: argparse.Name
     if out["statistics"].get("CountInstances") != total:
         raise RuntimeError(f"{server.name} holds {out['statistics'].get('CountInstances')} instances, not {total}")
     out["storage_mib"] = round(storage_bytes(server) / 2**20, 1)
+    log(f"{server.name}: waiting for the Stable* changes (StableAge {STABLE_AGE} s)")
+    out["settle_seconds"] = await settle(server, quiet=STABLE_AGE + 1)
 
     out["lists"] = {}
     for path in LIST_PATHS:
@@ -160,7 +164,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in names:
             log(f"starting {name} (storage under {workdir / name})")
-            servers[name] = start(name, workdir)
+            servers[name] = start(name, workdir, SERVER_CONFIG)
             results[name] = await measure_server(servers[name], items, args)
         wanted = sections.available() if args.sections is None else \
             [s for s in args.sections.split(",") if s and s != "none"]

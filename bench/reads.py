@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import time
@@ -17,7 +18,7 @@ WARMUP = 2
 def _summary(samples_s: list[float], **extra: Any) -> dict[str, Any]:
     ms = sorted(s * 1000 for s in samples_s)
     return {"runs": len(ms), "p50_ms": round(statistics.median(ms), 2),
-            "p95_ms": round(ms[min(len(ms) - 1, int(round(len(ms) * 0.95)) - 1)], 2),
+            "p95_ms": round(ms[min(len(ms) - 1, round(len(ms) * 0.95) - 1)], 2),
             "min_ms": round(ms[0], 2), "max_ms": round(ms[-1], 2), **extra}
 
 
@@ -76,3 +77,22 @@ async def changes_walk(server: Server, limit: int = 1000) -> dict[str, Any]:
     return {"seconds": round(elapsed, 3), "pages": pages, "changes": changes, "limit": limit,
             "largest_page": round(changes / pages) if pages else 0,
             "ms_per_1000_changes": round(elapsed * 1e6 / changes, 2) if changes else None}
+
+
+async def settle(server: Server, quiet: float, timeout: float = 120.0) -> float:
+    """Wait until the changes log has not moved for `quiet` seconds (the Stable* changes that follow an ingest are
+    written StableAge seconds after the last instance); answers the seconds waited."""
+    started = time.perf_counter()
+    last_value: int | None = None
+    last_move = started
+    async with aiohttp.ClientSession(base_url=server.url) as http:
+        while time.perf_counter() - started < timeout:
+            async with http.get("/changes", params={"last": ""}) as resp:
+                value = (await resp.json())["Last"]
+            now = time.perf_counter()
+            if value != last_value:
+                last_value, last_move = value, now
+            elif now - last_move >= quiet:
+                break
+            await asyncio.sleep(0.25)
+    return round(time.perf_counter() - started, 1)

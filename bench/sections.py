@@ -77,7 +77,7 @@ async def run_section(name: str, ctx: Context) -> dict[str, Any]:
         if missing:
             return {"skipped": f"run() needs {missing}, which the harness does not provide"}
         result = await fn(**kwargs)
-    except Exception as exc:  # a broken section must not lose the other figures
+    except Exception as exc:  # noqa: BLE001 - a broken section must not lose the other figures
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
     if not isinstance(result, dict):
         result = {"result": result}
