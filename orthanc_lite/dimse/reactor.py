@@ -22,6 +22,7 @@ import pynetdicom
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.fsm import InvalidEventError
 from pynetdicom.pdu import A_ABORT_RQ
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,14 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 sleep = True
                 continue
 
-            self.state_machine.do_action(event)
+            try:
+                self.state_machine.do_action(event)
+            except InvalidEventError as exc:
+                # e.g. a local primitive racing an abort in Sta13: the original ends the DUL thread with a
+                # traceback; end it quietly (the association reactor then sees it dead and cleans up).
+                logger.info("Ending the DUL thread on an invalid event: %s", exc)
+                self._kill_thread = True
+                break
             sleep = False
     finally:
         self._ol_waker.close()  # type: ignore[attr-defined]

@@ -218,6 +218,7 @@ async def test_association_aborted_mid_transfer_leaves_nothing(server: orthanc_l
 
     def send_and_abort() -> None:
         ae = AE(ae_title="ABORTER")
+        ae.dimse_timeout = 1  # the sender thread gives up soon after the abort
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
         assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="ORTHANC", max_pdu=16384)
         assert assoc.is_established
