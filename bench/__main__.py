@@ -1,14 +1,16 @@
-"""python -m bench [--quick] [--patients N] [--no-orthanc] [--runs N] [--subset N] [--sections find,dimse] [--keep]
+"""python -m bench [--quick] [--patients N] [--no-orthanc] [--runs N] [--subset N] [--rounds N] [--sections find,dimse]
 
-For each server (orthanc_lite as `python -m orthanc_lite`, then real Orthanc when /usr/sbin/Orthanc exists), on fresh
-storage and free ports:
-  1. REST ingest with 1 client on a fixed subset of the store, then with 4 clients on the next subset (instances/s);
-  2. the rest of the store with 4 clients, reading the server's RSS at 25/50/75/100% of the store;
-  3. once the Stable* changes are written (StableAge 5 s on both): GET /studies?expand, /series?expand, /patients?expand, /instances: p50/p95 over --runs runs; GET /{level}/{id};
-  4. the whole /changes log walked with limit=1000.
-Then, with both servers loaded, the optional sections (bench/find.py, bench/dimse.py) if they exist. Prints a table
-(each figure for both servers and the ratio lite/Orthanc, with the targets of issue 2 item 12) and writes everything
-to bench/results/<timestamp>.json.
+orthanc_lite (`python -m orthanc_lite`) and real Orthanc (when /usr/sbin/Orthanc exists) run side by side on fresh
+storage and free ports, with StableAge 5 s:
+  1. timed REST ingest: `--subset` instances with 1 client and `--subset` with 4 clients into each server, split in
+     `--rounds` rounds that alternate the servers (same instances for both), so that outside load hits both alike;
+  2. the rest of the store into each server in turn with 4 clients, reading its RSS at 25/50/75/100% of the store;
+  3. once no Stable* change has been written for 6 s: GET /studies?expand, /series?expand, /patients?expand and
+     /instances (p50/p95 over `--runs` runs) and GET /{studies,instances}/{id}, alternating the servers request by
+     request; then the whole /changes log walked with limit=1000 on each;
+  4. the optional sections (bench/find.py, bench/dimse.py) if they exist, with both servers loaded.
+Prints a table (each figure for both servers, the ratio lite/Orthanc and the targets of issue 2 item 12) and writes
+everything to bench/results/<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import pathlib
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                      "default 200 = 20,000 instances, 20 with --quick)")
     parser.add_argument("--subset", type=int, help="instances per timed ingest subset (default 2,000, 200 with --quick)")
     parser.add_argument("--runs", type=int, help="runs per latency figure (default 20, 5 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="the timed ingest subsets are split in this many rounds alternating the servers "
+                             "(default 4, 2 with --quick)")
     parser.add_argument("--no-orthanc", action="store_true", help="measure orthanc_lite only")
     parser.add_argument("--only", choices=(LITE, ORTHANC), help="measure one server only")
     parser.add_argument("--sections", default=None,
@@ -60,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.patients = args.patients or (20 if args.quick else 200)
     args.subset = args.subset or (200 if args.quick else 2000)
     args.runs = args.runs or (5 if args.quick else 20)
+    args.rounds = args.rounds or (2 if args.quick else 4)
     return args
 
 
@@ -77,26 +84,51 @@ async def _statistics(server: Server) -> dict[str, Any]:
         return await resp.json()
 
 
-async def measure_server(server: Server, items: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
-    """Ingest the whole store into a fresh server, then measure the read side."""
-    total = len(items)
-    subset = min(args.subset, total // 4)
-    system = await _system(server)
-    out: dict[str, Any] = {"version": system.get("Version"), "pid": server.pid, "url": server.url,
-                           "rss_mib_empty": round(server.rss_mib(), 1)}
-    log(f"{server.name} {out['version']}: ingest {subset} instances with 1 client")
-    out["ingest_1"] = await ingest(server, items[:subset], 1)
-    log(f"  {out['ingest_1']['instances_per_s']} inst/s")
-    log(f"{server.name}: ingest {subset} instances with 4 clients")
-    out["ingest_4"] = await ingest(server, items[subset:2 * subset], 4)
-    log(f"  {out['ingest_4']['instances_per_s']} inst/s")
+def _pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several timed ingests of the same kind -> one figure (pooled rate, plus each round's)."""
+    instances = sum(p["instances"] for p in parts)
+    seconds = sum(p["seconds"] for p in parts)
+    cpu = sum(p["server_cpu_s"] for p in parts)
+    return {"instances": instances, "clients": parts[0]["clients"], "seconds": round(seconds, 3),
+            "instances_per_s": round(instances / seconds, 1) if seconds else None,
+            "rounds_per_s": [p["instances_per_s"] for p in parts],
+            "median_round_per_s": statistics.median(p["instances_per_s"] for p in parts),
+            "failures": sum(p["failures"] for p in parts),
+            "latency_p50_ms": statistics.median(p["latency_p50_ms"] for p in parts),
+            "latency_p95_ms": max(p["latency_p95_ms"] for p in parts),
+            "server_cpu_s": round(cpu, 2), "client_cpu_s": round(sum(p["client_cpu_s"] for p in parts), 2),
+            "server_cpu_ms_per_instance": round(cpu * 1000 / instances, 3) if instances else None}
 
-    done = 2 * subset
+
+async def timed_ingests(servers: list[Server], items: list[bytes], subset: int, rounds: int,
+                        out: dict[str, dict[str, Any]]) -> int:
+    """1 client then 4 clients, `rounds` times, each on the next slice of the store, alternating the servers (same
+    slices for each); answers how many instances each server now holds."""
+    chunk = max(1, subset // rounds)
+    parts: dict[str, dict[int, list[dict[str, Any]]]] = {s.name: {1: [], 4: []} for s in servers}
+    pos = 0
+    for r in range(rounds):
+        for clients in (1, 4):
+            part = items[pos:pos + chunk]
+            pos += chunk
+            for server in (servers if r % 2 == 0 else list(reversed(servers))):
+                result = await ingest(server, part, clients)
+                if result["failures"]:
+                    raise RuntimeError(f"{server.name}: {result['failures']} uploads failed: {result['first_failure']}")
+                parts[server.name][clients].append(result)
+                log(f"  round {r + 1}/{rounds}, {clients} client(s), {server.name}: {result['instances_per_s']} inst/s")
+    for server in servers:
+        out[server.name]["ingest_1"] = _pool(parts[server.name][1])
+        out[server.name]["ingest_4"] = _pool(parts[server.name][4])
+    return pos
+
+
+async def bulk_ingest(server: Server, items: list[bytes], done: int, out: dict[str, Any]) -> None:
+    """The rest of the store with 4 clients, reading the server's RSS at 25/50/75/100% of the store."""
+    total = len(items)
     rss: dict[str, float] = {}
     points: list[tuple[int, float]] = [(done, round(server.rss_mib(), 1))]
-    bulk_seconds = 0.0
-    bulk_count = 0
-    bulk_cpu = 0.0
+    parts = []
     for pct in CHECKPOINTS:
         target = total * pct // 100
         if target > done:
@@ -104,15 +136,12 @@ async def measure_server(server: Server, items: list[bytes], args: argparse.Name
             part = await ingest(server, items[done:target], 4)
             if part["failures"]:
                 raise RuntimeError(f"{server.name}: {part['failures']} uploads failed: {part['first_failure']}")
-            bulk_seconds += part["seconds"]
-            bulk_count += part["instances"]
-            bulk_cpu += part["server_cpu_s"]
+            parts.append(part)
             done = target
         rss[str(pct)] = round(server.rss_mib(), 1)
         points.append((done, rss[str(pct)]))
-    out["ingest_bulk"] = {"instances": bulk_count, "seconds": round(bulk_seconds, 2),
-                          "instances_per_s": round(bulk_count / bulk_seconds, 1) if bulk_seconds else None,
-                          "server_cpu_s": round(bulk_cpu, 2)}
+    if parts:
+        out["ingest_bulk"] = _pool(parts)
     out["rss_mib"] = rss
     out["rss_points"] = points
     out["rss_growth"] = round(rss["100"] / rss["25"], 3) if rss.get("25") else None
@@ -120,23 +149,28 @@ async def measure_server(server: Server, items: list[bytes], args: argparse.Name
     if out["statistics"].get("CountInstances") != total:
         raise RuntimeError(f"{server.name} holds {out['statistics'].get('CountInstances')} instances, not {total}")
     out["storage_mib"] = round(storage_bytes(server) / 2**20, 1)
-    log(f"{server.name}: waiting for the Stable* changes (StableAge {STABLE_AGE} s)")
-    out["settle_seconds"] = await settle(server, quiet=STABLE_AGE + 1)
 
-    out["lists"] = {}
+
+async def measure_reads(servers: list[Server], args: argparse.Namespace, out: dict[str, dict[str, Any]]) -> None:
+    """List/expand and single-resource latency (alternating servers), then the /changes walk of each."""
+    for server in servers:
+        out[server.name]["lists"] = {}
+        out[server.name]["single"] = {}
     for path in LIST_PATHS:
-        log(f"{server.name}: GET {path} x{args.runs}")
-        out["lists"][path] = await list_latency(server, path, args.runs)
-        log(f"  p50 {out['lists'][path]['p50_ms']} ms, p95 {out['lists'][path]['p95_ms']} ms")
-    out["single"] = {}
+        log(f"GET {path} x{args.runs}")
+        for name, figures in (await list_latency(servers, path, args.runs)).items():
+            out[name]["lists"][path] = figures
+            log(f"  {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms")
     for level in ("studies", "instances"):
-        out["single"][level] = await single_resource_latency(server, level, max(50, args.runs * 5))
-    log(f"{server.name}: walk /changes with limit=1000")
-    out["changes"] = await changes_walk(server, 1000)
-    log(f"  {out['changes']['changes']} changes in {out['changes']['pages']} pages, {out['changes']['seconds']} s")
-    out["rss_mib_after_reads"] = round(server.rss_mib(), 1)
-    out["peak_rss_mib"] = round(server.peak_rss_mib(), 1)
-    return out
+        for name, figures in (await single_resource_latency(servers, level, max(50, args.runs * 5))).items():
+            out[name]["single"][level] = figures
+    for server in servers:
+        log(f"{server.name}: walk /changes with limit=1000")
+        out[server.name]["changes"] = await changes_walk(server, 1000)
+        c = out[server.name]["changes"]
+        log(f"  {c['changes']} changes in {c['pages']} pages, {c['seconds']} s")
+        out[server.name]["rss_mib_after_reads"] = round(server.rss_mib(), 1)
+        out[server.name]["peak_rss_mib"] = round(server.peak_rss_mib(), 1)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +190,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                            "series_per_study": shape.series, "instances_per_series": shape.instances,
                            "matrix": shape.matrix, "instances": shape.total,
                            "mean_file_bytes": round(sum(map(len, items)) / len(items))},
-                 "subset": min(args.subset, len(items) // 4), "runs": args.runs,
+                 "subset": min(args.subset, len(items) // 4), "runs": args.runs, "rounds": args.rounds,
+                 "stable_age": STABLE_AGE, "loadavg_start": os.getloadavg(),
                  "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                  "servers": names},
     }
@@ -165,7 +200,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for name in names:
             log(f"starting {name} (storage under {workdir / name})")
             servers[name] = start(name, workdir, SERVER_CONFIG)
-            results[name] = await measure_server(servers[name], items, args)
+            system = await _system(servers[name])
+            results[name] = {"version": system.get("Version"), "pid": servers[name].pid,
+                             "url": servers[name].url, "rss_mib_empty": round(servers[name].rss_mib(), 1)}
+        running = list(servers.values())
+        subset = min(args.subset, len(items) // 4)
+        log(f"timed ingests: {subset} instances with 1 client and {subset} with 4 clients per server, "
+            f"in {args.rounds} rounds alternating the servers")
+        done = await timed_ingests(running, items, subset, args.rounds, results)
+        for server in running:
+            await bulk_ingest(server, items, done, results[server.name])
+        log(f"waiting for the Stable* changes (StableAge {STABLE_AGE} s)")
+        results["meta"]["settle_seconds"] = await settle(running, quiet=STABLE_AGE + 1)
+        await measure_reads(running, args, results)
         wanted = sections.available() if args.sections is None else \
             [s for s in args.sections.split(",") if s and s != "none"]
         if wanted and LITE in servers:
@@ -188,6 +235,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     results["meta"]["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    results["meta"]["loadavg_end"] = os.getloadavg()
     return results
 
 
