@@ -16,7 +16,6 @@ import hashlib
 import os
 import pathlib
 import re
-import time
 
 import aiohttp
 import pytest
@@ -122,10 +121,9 @@ async def _check_consistency(proc: ServerProcess, answered: dict[str, str]) -> t
     return len(by_id), strays
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(90)   # about 10 s per variant on 2 cores; no wall-clock assert (shared CI machines)
 @pytest.mark.parametrize("compression", [False, True], ids=["plain", "compressed"])
 def test_sigkill_during_sustained_upload_loses_nothing(tmp_path: pathlib.Path, compression: bool) -> None:
-    started = time.monotonic()
     answered: dict[str, str] = {}
     strays: set[str] = set()
     proc = spawn_orthanc_lite(tmp_path, {"SyncStorageArea": True, "StorageCompression": compression})
@@ -143,7 +141,6 @@ def test_sigkill_during_sustained_upload_loses_nothing(tmp_path: pathlib.Path, c
         assert "index rows whose file is missing" not in log, log[-3000:]
     finally:
         proc.stop()
-    assert time.monotonic() - started < 30
     # Temporary files of interrupted writes (<uuid>.tmp, next to the attachments) must not accumulate either.
     if strays and all(s.endswith(".tmp") for s in strays):
         pytest.xfail("storage/filesystem.py: a crash between writing <uuid>.tmp and renaming it leaves the .tmp file in "
