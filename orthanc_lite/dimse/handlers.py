@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 
-from ..errors import OrthancError
+from ..errors import ErrorCode, OrthancError
 from ..model import Origin
 from ..services.store import store_file
 from . import policy, query, scu, status
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from .server import DicomServer
 
 logger = logging.getLogger(__name__)
+
+# Yielded instead of a dataset that cannot be read: pynetdicom counts any non-Dataset as a failed
+# sub-operation (an empty Dataset would be skipped without being counted).
+UNREADABLE = "unreadable instance"
 
 
 def set_nodelay(event: Event) -> None:
@@ -273,18 +277,25 @@ class Handlers:
         snap = _state(event).snapshot  # type: ignore[union-attr]
         destination_aet = str(event.move_destination).strip()
         try:
-            identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
-            retrieve = query.parse_retrieve(identifier)
             modality = self.bridge.call(self.server.modality_for_aet, destination_aet)
-            instances = [] if modality is None else self.bridge.call(query.lookup_instances, self.ctx, retrieve)
-        except Exception as exc:  # noqa: BLE001 - bad identifier, server going down (logged): Orthanc's 0xC000
+        except (BridgeError, OrthancError) as exc:
             logger.error("C-MOVE request handler has failed: %s", exc)
-            yield None, None  # pynetdicom then answers 0xA801; see report: Orthanc answers 0xC000
-            return
+            raise
         if modality is None:
             logger.error('C-MOVE: unknown destination AET "%s" (not in DicomModalities)', destination_aet)
-            yield None, None  # 0xA801 Move Destination unknown
+            yield None, None  # pynetdicom answers 0xA801 (Move Destination unknown); Orthanc answers 0xC000
             return
+        try:
+            identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
+            retrieve = query.parse_retrieve(identifier)
+            instances = self.bridge.call(query.lookup_instances, self.ctx, retrieve)
+            if not instances:
+                raise OrthancError(ErrorCode.BadRequest, "C-MOVE request matching no resource stored in Orthanc")
+        except Exception as exc:
+            # Before the first yield pynetdicom can only answer an exception, with 0xC514 (a "unable to
+            # process" failure; Orthanc answers 0xC000 there).
+            logger.error("C-MOVE request handler has failed: %s", exc)
+            raise
         logger.info('C-MOVE from %s: %d instance(s) to "%s"', snap.calling_aet, len(instances), destination_aet)
         if not self.settings.SynchronousCMove:
             # Orthanc's AsynchronousMove: the sub-operations run as a background job, the answer comes at once.
@@ -303,7 +314,7 @@ class Handlers:
                 return
             dataset = self._load_for_sending(instance, holder.get("assoc"), as_requestor=True)
             if dataset is None:
-                yield status.PENDING, Dataset()  # counted as a failed sub-operation by pynetdicom
+                yield status.PENDING, UNREADABLE
                 continue
             yield status.PENDING, dataset
 
@@ -317,10 +328,12 @@ class Handlers:
             identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
             retrieve = query.parse_retrieve(identifier)
             instances = self.bridge.call(query.lookup_instances, self.ctx, retrieve)
-        except Exception as exc:  # noqa: BLE001 - bad identifier or server going down (logged)
+            if not instances:
+                raise OrthancError(ErrorCode.BadRequest, "C-GET request matching no resource stored in Orthanc")
+        except Exception as exc:  # noqa: BLE001 - bad identifier, no match, server going down (logged)
             logger.error("C-GET request handler has failed: %s", exc)
             yield 1
-            yield status.CANNOT_UNDERSTAND, None
+            yield status.CANNOT_UNDERSTAND, None  # 0xC000, as Orthanc
             return
         yield len(instances)
         for instance in instances:
@@ -328,7 +341,7 @@ class Handlers:
                 yield status.CANCEL, None
                 return
             dataset = self._load_for_sending(instance, event.assoc, as_requestor=False)
-            yield status.PENDING, dataset if dataset is not None else Dataset()
+            yield status.PENDING, dataset if dataset is not None else UNREADABLE
 
     def _load_for_sending(self, instance: query.InstanceToSend, assoc: Any, as_requestor: bool) -> Dataset | None:
         """Read a stored instance; decompress it when the peer accepted only uncompressed syntaxes for its

@@ -198,6 +198,11 @@ def _assoc_loop(self: Association) -> None:
         self._is_paused = True
         self._reactor_checkpoint.wait()
         self._is_paused = False
+        # A thread that cleared the checkpoint may have read the stale _is_paused = True set above and
+        # already sent its request: then its answer is not ours to take. (In that case the checkpoint is
+        # cleared by now; a thread clearing it later sees _is_paused False and waits for the next loop.)
+        if not self._reactor_checkpoint.is_set():
+            continue
 
         try:
             context_id, msg = self.dimse.msg_queue.get(block=True, timeout=REACTOR_WAIT)
