@@ -75,9 +75,13 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     study_uid = tags[ResourceLevel.STUDY].get("0020,000d", "")
     series_uid = tags[ResourceLevel.SERIES].get("0020,000e", "")
     sop_uid = tags[ResourceLevel.INSTANCE].get("0008,0018", "")
-    if not study_uid or not series_uid or not sop_uid:
-        raise OrthancError(ErrorCode.BadFileFormat,
-                           "Missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID")
+    for tag, value in ((0x0020000D, study_uid), (0x0020000E, series_uid), (0x00080018, sop_uid)):
+        # As Orthanc's DicomInstanceHasher: an absent tag is InexistentTag (404), an empty one BadFileFormat.
+        if tag not in ds:
+            raise OrthancError(ErrorCode.InexistentTag, f"Missing tag {tag_key(tag)}")
+        if not value:
+            raise OrthancError(ErrorCode.BadFileFormat,
+                               "Missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID")
 
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
@@ -125,20 +129,25 @@ def _index_in_series(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:
 
 
 def _expected_instances(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:
-    """ImagesInAcquisition x NumberOfTemporalPositions, or NumberOfSlices x NumberOfTimeSlices, or CardiacNumberOfImages."""
-    series = ResourceLevel.SERIES
-    images = _int(tags, series, 0x00201002)
-    if images is not None and images > 0:
-        temporal = _int(tags, series, 0x00200105)
-        return images * (temporal if temporal and temporal > 0 else 1)
-    slices = _int(tags, series, 0x00540081)
-    if slices is not None and slices > 0:
-        time_slices = _int(tags, series, 0x00540101)
-        return slices * (time_slices if time_slices and time_slices > 0 else 1)
-    cardiac = _int(tags, series, 0x00181090)
-    if cardiac is not None and cardiac > 0:
-        return cardiac
+    """As Orthanc's ComputeExpectedNumberOfInstances: ImagesInAcquisition x NumberOfTemporalPositions (both
+    present), else NumberOfSlices x NumberOfTimeSlices (both present), else CardiacNumberOfImages."""
+    series = tags[ResourceLevel.SERIES]
+    for first, second in (("0020,1002", "0020,0105"), ("0054,0081", "0054,0101")):
+        if first in series and second in series:
+            a, b = _strict_int(series[first]), _strict_int(series[second])
+            return a * b if a is not None and b is not None and a * b > 0 else None
+    if "0018,1090" in series:
+        cardiac = _strict_int(series["0018,1090"])
+        return cardiac if cardiac is not None and cardiac > 0 else None
     return None
+
+
+def _strict_int(text: str) -> int | None:
+    """boost::lexical_cast<int64_t>: the whole text must be an integer."""
+    try:
+        return int(text) if text and text.strip() == text else None
+    except ValueError:
+        return None
 
 
 def _pixel_data_position(fp: object, ds: pydicom.Dataset) -> tuple[int | None, str | None]:

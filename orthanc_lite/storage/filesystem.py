@@ -44,16 +44,16 @@ class FilesystemStorage:
         return await self._executors.run_io(self.create_from_file_sync, src_path, uuid, md5, compress)
 
     def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
-        """Write a small attachment held in memory: temporary file, fsync, rename."""
+        """Write a small attachment held in memory, fsynced. Written under its final name: no index row
+        references it before this returns, and the start-up check removes files that no row references."""
         dest = self.path(uuid)
         md5 = hashlib.md5(data).hexdigest()
         payload = struct.pack("<Q", len(data)) + zlib.compress(data, 6) if compress else data
-        tmp = dest + ".tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(payload)
             while view:
@@ -62,7 +62,6 @@ class FilesystemStorage:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, dest)
         cmd5 = hashlib.md5(payload).hexdigest() if compress else md5
         return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress)
 
@@ -163,6 +162,8 @@ class FilesystemStorage:
                 for name in os.listdir(d2):
                     if len(name) == 36:
                         found.add(name)
+                    elif name.endswith(".tmp"):  # a compressed write interrupted by a crash
+                        os.unlink(os.path.join(d2, name))
         return found
 
     def clean_incoming(self) -> None:

@@ -50,26 +50,9 @@ ADDED_IN_1_12_5 = {
 BETTER_THAN_1_10 = {
     ("Encodings/DavidClunie/SCSH32", "PatientName"): ("ﾔﾏﾀﾞ^ﾀﾛｳ=;3ED^B@O:=$d$^$@^$?$m$&", "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう"),
 }
-BUGS = {
-    "expected-instances":
-        "orthanc_lite/dicom/parse.py::_expected_instances falls back to a single factor; Orthanc (ServerIndex "
-        "ComputeExpectedNumberOfInstances, every version) needs ImagesInAcquisition AND NumberOfTemporalPositions, or "
-        "NumberOfSlices AND NumberOfTimeSlices, else CardiacNumberOfImages, the product > 0; otherwise the series has "
-        "no ExpectedNumberOfInstances (null) and Status Unknown",
-    "absent-uid-404":
-        "orthanc_lite/dicom/parse.py::summarize answers 400 BadFileFormat when StudyInstanceUID, SeriesInstanceUID or "
-        "SOPInstanceUID is absent; Orthanc (DicomInstanceHasher -> DicomMap::GetValue, every version up to 1.13) answers "
-        "404 InexistentTag (21) for an absent tag, and 400 BadFileFormat only for a present but empty one",
-}
+BUGS: dict[str, str] = {}
 # (file, level, field) -> bug: differences that are orthanc_lite bugs reported to the core's owner.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("Issue94.dcm", "series", "ExpectedNumberOfInstances"): "expected-instances",          # NumberOfSlices=213 alone
-    ("Issue94.dcm", "series", "Status"): "expected-instances",
-    ("2017-06-27-XSSInjection.dcm", "series", "ExpectedNumberOfInstances"): "expected-instances",  # ImagesInAcq. alone
-    ("2017-06-27-XSSInjection.dcm", "series", "Status"): "expected-instances",
-    ("Issue196.dcm", "upload", "status"): "absent-uid-404",                                 # no Study/Series UID
-    ("Encodings/DavidClunie/DICOMDIR", "upload", "status"): "absent-uid-404",               # a DICOMDIR has none
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass

@@ -74,12 +74,18 @@ async def test_missing_uid_is_rejected(http: aiohttp.ClientSession) -> None:
     buf = io.BytesIO()
     ds.save_as(buf)
     async with http.post("/instances", data=buf.getvalue()) as resp:
+        assert resp.status == 404  # an absent UID is InexistentTag, as in Orthanc
+        assert (await resp.json())["OrthancStatus"] == 21
+    ds.SeriesInstanceUID = ""
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    async with http.post("/instances", data=buf.getvalue()) as resp:
         assert resp.status == 400
         assert "SeriesInstanceUID" in (await resp.json())["Details"]
 
 
 async def test_browse_shapes(http: aiohttp.ClientSession) -> None:
-    files = make_series(2, patient_id="BROWSE", ImagesInAcquisition=2)
+    files = make_series(2, patient_id="BROWSE", ImagesInAcquisition=2, NumberOfTemporalPositions=1)
     answers = [await (await http.post("/instances", data=f)).json() for f in files]
     instance = answers[0]
     async with http.get(f"/patients/{instance['ParentPatient']}") as resp:
