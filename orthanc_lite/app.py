@@ -27,7 +27,7 @@ def build(settings: Settings) -> web.Application:
     app[CONTEXT] = context
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
-    setup_routes(app)
+    setup_routes(app, read_only=bool(settings.ReadOnly))
     return app
 
 

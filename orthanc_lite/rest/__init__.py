@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import web
 
 from . import attachments, changes, find, metadata, modalities, resources, system, tags
 
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find)
 
-def setup_routes(app: web.Application) -> None:
-    for module in (system, resources, changes, modalities, metadata, attachments, tags, find):
-        app.router.add_routes(module.routes)
+# POST routes that only read: kept in ReadOnly mode.
+READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
+
+
+def setup_routes(app: web.Application, read_only: bool = False) -> None:
+    """Register every module's routes; in ReadOnly mode the write routes are not registered at all, so they
+    answer 404 or 405 as in Orthanc (>= 1.12.5)."""
+    for module in MODULES:
+        for route in module.routes:
+            if read_only and not _reads_only(route):
+                continue
+            app.router.add_routes([route])
+
+
+def _reads_only(route: web.AbstractRouteDef) -> bool:
+    if not isinstance(route, web.RouteDef):
+        return True
+    return route.method in ("GET", "HEAD") or (route.method == "POST" and route.path in READ_ONLY_POSTS)

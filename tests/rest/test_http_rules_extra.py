@@ -1,0 +1,28 @@
+"""ReadOnly mode: the write routes are not registered, reads still work."""
+
+from __future__ import annotations
+
+import aiohttp
+
+import orthanc_lite
+from orthanc_lite.config import Settings
+from tests.data.make_samples import make_instance
+
+
+async def test_read_only_mode(settings: Settings) -> None:
+    async with orthanc_lite.serve(settings, host="127.0.0.1") as srv, aiohttp.ClientSession(base_url=srv.url) as http:
+        answer = await (await http.post("/instances", data=make_instance("RO"))).json()
+    async with orthanc_lite.serve(settings.replace(ReadOnly=True), host="127.0.0.1") as srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        async with http.post("/instances", data=make_instance("RO2")) as resp:
+            assert resp.status in (404, 405)
+        async with http.delete(f"/instances/{answer['ID']}") as resp:
+            assert resp.status in (404, 405)
+        async with http.put(f"/instances/{answer['ID']}/labels/x") as resp:
+            assert resp.status in (404, 405)
+        async with http.get(f"/instances/{answer['ID']}") as resp:
+            assert resp.status == 200
+        async with http.post("/tools/find", json={"Level": "Instance", "Query": {}}) as resp:
+            assert await resp.json() == [answer["ID"]]
+        async with http.get("/system") as resp:
+            assert (await resp.json())["ReadOnly"] is True
