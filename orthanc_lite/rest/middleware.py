@@ -85,7 +85,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         logger.log(level, "%s %s: %s (%s)", request.method, request.path, exc.code.description, exc.details or "")
         return error_response(request, status, exc.code, exc.details)
     except web.HTTPMethodNotAllowed as exc:
-        return web.Response(status=405, headers={"Allow": ",".join(sorted(exc.allowed_methods))})
+        # aiohttp adds HEAD beside every GET; Orthanc lists only the methods it registered.
+        allowed = sorted(m for m in exc.allowed_methods if m != "HEAD")
+        return web.Response(status=405, headers={"Allow": ",".join(allowed)})
     except web.HTTPNotFound:
         return web.Response(status=404)
     except web.HTTPRequestEntityTooLarge as exc:

@@ -26,3 +26,27 @@ async def test_read_only_mode(settings: Settings) -> None:
             assert await resp.json() == [answer["ID"]]
         async with http.get("/system") as resp:
             assert (await resp.json())["ReadOnly"] is True
+
+
+async def test_method_faking(http: aiohttp.ClientSession) -> None:
+    answer = await (await http.post("/instances", data=make_instance("FAKE"))).json()
+    async with http.post(f"/instances/{answer['ID']}/labels/x", headers={"X-HTTP-Method-Override": "PUT"}) as resp:
+        assert resp.status == 200
+    async with http.get(f"/instances/{answer['ID']}/labels") as resp:
+        assert await resp.json() == ["x"]
+    async with http.get(f"/instances/{answer['ID']}?_method=delete") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["RemainingAncestor"] is None
+    async with http.get("/instances") as resp:
+        assert await resp.json() == []
+
+
+async def test_trailing_slash_and_405(http: aiohttp.ClientSession) -> None:
+    async with http.get("/system/") as resp:
+        assert resp.status == 200
+    async with http.delete("/system") as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "GET"
+    async with http.get("/changes?limit=abc") as resp:
+        assert resp.status == 400
+        assert (await resp.json())["HttpError"] == "Bad Request"
