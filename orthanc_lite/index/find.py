@@ -113,6 +113,7 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
 
     where: list[str] = ["r.level=?"]
     where_params: list[object] = [int(level)]
+    selective = bool(query.parents)  # an index finds few rows: drive from it, then sort (see below)
     for i, placed in enumerate(plan.sql):
         c = placed.constraint
         if placed.children:
@@ -121,6 +122,7 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
             # keeps SQLite from scanning every Modality row per study).
             frag = sql_exact(c, f"m{i}.value")
             if frag.indexed and i not in probe:
+                selective = True
                 where.append(f"r.internal_id IN (SELECT s{i}.parent_id FROM main_dicom_tags m{i} CROSS JOIN resources s{i} "
                              f"ON s{i}.internal_id=m{i}.id WHERE m{i}.tag=? AND {frag.sql})")
             else:
@@ -133,6 +135,7 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
         plus = "+" if i in probe else ""  # "+": no index on the value, look the row up by (id, tag)
         if placed.identifier and not c.case_sensitive and c.kind is not MatchKind.RANGE:
             pre = sql_prefilter(c, f"{plus}d{i}.value")
+            selective = selective or (pre.indexed and not plus)
             joins.append(f"JOIN dicom_identifiers d{i} ON d{i}.id={home}.internal_id AND d{i}.tag=? AND {pre.sql}")
             join_params.extend((c.tag, *pre.params))
             exact = sql_exact(c, f"{plus}c{i}.value", unicode_upper=True)
@@ -140,6 +143,7 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
             join_params.extend((c.tag, *exact.params))
         else:
             exact = sql_exact(c, f"{plus}c{i}.value")
+            selective = selective or (exact.indexed and not plus)
             joins.append(f"JOIN main_dicom_tags c{i} ON c{i}.id={home}.internal_id AND c{i}.tag=? AND {exact.sql}")
             join_params.extend((c.tag, *exact.params))
 
@@ -172,11 +176,16 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
         where.append("r.internal_id>?")
         where_params.append(cursor.after_id)
 
+    if selective:
+        where[0] = "+r.level=?"  # (the same reason: SQLite guesses that a level holds ~10 resources)
     body = "FROM resources r " + " ".join(joins) + " WHERE " + " AND ".join(where)
     params = [*join_params, *where_params]
     if count:
         return "SELECT COUNT(*) " + body, params
-    sql = "SELECT r.internal_id " + body + " ORDER BY " + ", ".join([*order_parts, "r.internal_id"])
+    # Without statistics, SQLite likes to walk the whole level in id order to skip the sort, probing each row:
+    # "+" keeps it from doing so when an index finds few rows (dense constraints were turned into probes).
+    order_id = "+r.internal_id" if selective else "r.internal_id"
+    sql = "SELECT r.internal_id " + body + " ORDER BY " + ", ".join([*order_parts, order_id])
     params.extend(order_params)
     if cursor.limit or cursor.offset:
         sql += " LIMIT ? OFFSET ?"

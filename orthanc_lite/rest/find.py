@@ -259,9 +259,10 @@ async def tools_find(request: web.Request) -> web.Response:
     """Look for local resources (Level, Query, Expand, Limit, Since, RequestedTags, Labels, OrderBy, ...)."""
     ctx = ctx_of(request)
     parsed = ParsedFind(ctx, await _body(request))
-    result = await find_service.find(ctx, parsed.request(ctx))
     if not parsed.objects:
-        return json_response([a.public_id for a in result.answers])
+        ids, _ = await find_service.find_public_ids(ctx, find_service.with_database_limit(ctx, parsed.query))
+        return json_response(ids)
+    result = await find_service.find(ctx, parsed.request(ctx))
     return json_response([format_answer(ctx, a, parsed) for a in result.answers])
 
 

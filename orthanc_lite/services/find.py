@@ -44,6 +44,7 @@ from .context import ServerContext
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 500
+IDS_BATCH = 5000
 Node = dict[str, Any]
 
 
@@ -145,17 +146,26 @@ class FindCursor:
         )
 
     async def __aiter__(self) -> AsyncIterator[list[FindAnswer]]:
+        async for page, values in self._pages():
+            yield await self._answers(page, values)
+
+    async def public_ids(self) -> AsyncIterator[list[str]]:
+        """The same matches as bare public IDs (no FindAnswer objects: cheap for long lists)."""
+        async for page, _ in self._pages():
+            yield [page.public_ids[rid] for rid in page.ids]
+
+    async def _pages(self) -> AsyncIterator[tuple[index_find.Page, dict[int, dict[str, Node]] | None]]:
         q = self.request.query
         if q.plan.impossible:
             return
         if q.needs_post_filter:
-            async for batch in self._filtered():
-                yield batch
+            async for item in self._filtered():
+                yield item
         else:
-            async for batch in self._direct():
-                yield batch
+            async for page in self._direct():
+                yield page, None
 
-    async def _direct(self) -> AsyncIterator[list[FindAnswer]]:
+    async def _direct(self) -> AsyncIterator[index_find.Page]:
         """Everything in SQL: slices of [since, since + limit) within the candidates cap."""
         q = self.request.query
         spec = self._answer_spec()
@@ -175,14 +185,14 @@ class FindCursor:
             if check is not None and page.more:
                 self.complete = False
             if page.ids:
-                yield await self._answers(page)
+                yield page
             if len(page.ids) < n:
                 return
             position += len(page.ids)
             if not q.order_by:
                 after_id = page.ids[-1]
 
-    async def _filtered(self) -> AsyncIterator[list[FindAnswer]]:
+    async def _filtered(self) -> AsyncIterator[tuple[index_find.Page, dict[int, dict[str, Node]]]]:
         """SQL candidates in batches, then computed-tag and file constraints, then since/limit."""
         q = self.request.query
         plan = q.plan
@@ -198,6 +208,8 @@ class FindCursor:
         offset = 0
         while True:
             n = self.batch_size
+            if q.limit:  # files are slow to read: fetch little more than the answers still wanted
+                n = min(n, max(q.limit - emitted, 32))
             if q.max_candidates:
                 n = min(n, q.max_candidates - scanned)
                 if n <= 0:
@@ -229,7 +241,7 @@ class FindCursor:
                 answer_page = await self.ctx.index.engine.read(
                     functools.partial(index_find.fetch_page, level=q.level, rows=matched,
                                       spec=replace(answer_spec, files=answer_spec.files and not files_known)))
-                yield await self._answers(answer_page, values)
+                yield answer_page, values
                 emitted += len(matched)
             if q.limit and emitted >= q.limit:
                 return
@@ -309,13 +321,28 @@ def _read_tags(storage: Any, encoding: str, files: dict[int, tuple[str, int]],
     return out
 
 
-async def find(ctx: ServerContext, request: FindRequest) -> FindResult:
-    """All the answers of a request (use FindCursor to stream them)."""
-    cursor = FindCursor(ctx, request)
+async def find(ctx: ServerContext, request: FindRequest, batch_size: int | None = None) -> FindResult:
+    """All the answers of a request (use FindCursor to stream them).
+
+    `batch_size`: resources per read transaction; by default 500 when expanding, else 5000 identifiers.
+    """
+    if batch_size is None:
+        plain = not (request.expand or request.requested_tags or request.attachments)
+        batch_size = IDS_BATCH if plain else DEFAULT_BATCH
+    cursor = FindCursor(ctx, request, batch_size)
     answers: list[FindAnswer] = []
     async for batch in cursor:
         answers.extend(batch)
     return FindResult(answers, cursor.complete)
+
+
+async def find_public_ids(ctx: ServerContext, query: IndexQuery) -> tuple[list[str], bool]:
+    """The public IDs of the matches, and whether the database limits kept them all (REST without Expand)."""
+    cursor = FindCursor(ctx, FindRequest(query), IDS_BATCH)
+    out: list[str] = []
+    async for batch in cursor.public_ids():
+        out.extend(batch)
+    return out, cursor.complete
 
 
 async def count(ctx: ServerContext, query: IndexQuery) -> int:
@@ -326,6 +353,6 @@ async def count(ctx: ServerContext, query: IndexQuery) -> int:
     if not query.needs_post_filter:
         return await ctx.index.engine.read(functools.partial(index_find.count, query=query))
     total = 0
-    async for batch in FindCursor(ctx, FindRequest(query)):
+    async for batch in FindCursor(ctx, FindRequest(query), IDS_BATCH).public_ids():
         total += len(batch)
     return total
