@@ -92,10 +92,14 @@ def expand(conn: sqlite3.Connection, level: ResourceLevel, internal_ids: list[in
                 (ids_json,)):
             infos[row[0]].dicom_attachment = AttachmentInfo(row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
     if level is ResourceLevel.SERIES:
-        for sid, value in conn.execute(
-                "SELECT r.parent_id, m.value FROM resources r JOIN metadata m ON m.id=r.internal_id AND m.type=? "
-                "WHERE r.parent_id IN (SELECT value FROM json_each(?))", (int(MetadataType.IndexInSeries), ids_json)):
-            infos[sid].child_indexes.append(value)
+        # Only a series that knows its expected number of instances has a Status to compute.
+        with_expected = [i for i, info in infos.items() if MetadataType.ExpectedNumberOfInstances in info.metadata]
+        if with_expected:
+            for sid, value in conn.execute(
+                    "SELECT r.parent_id, m.value FROM resources r JOIN metadata m ON m.id=r.internal_id AND m.type=? "
+                    "WHERE r.parent_id IN (SELECT value FROM json_each(?))",
+                    (int(MetadataType.IndexInSeries), orjson.dumps(with_expected).decode())):
+                infos[sid].child_indexes.append(value)
     if level is ResourceLevel.PATIENT:
         for (pid,) in conn.execute(
                 "SELECT patient_id FROM protected_patients WHERE patient_id IN (SELECT value FROM json_each(?))", (ids_json,)):
