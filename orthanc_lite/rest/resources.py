@@ -3,6 +3,7 @@ statistics, protection, delete (~ OrthancRestResources.cpp)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -16,9 +17,11 @@ from ..app_keys import USERNAME
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult
 from ..services import delete as delete_service
+from ..services import find as find_service
 from ..services import resources as res
 from ..services.context import ServerContext
 from ..services.store import store_bytes, store_file
+from .find import ParsedFind, format_answer
 from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_response, level_of, max_body_bytes,
                       receive_body, text_response)
 
@@ -27,6 +30,28 @@ routes = web.RouteTableDef()
 
 LEVELS = "{level:patients|studies|series|instances}"
 ID = "{id:[0-9a-f-]+}"
+
+
+def _requested_tags(request: web.Request) -> list[str]:
+    """?requested-tags=A;B (?requestedTags before Orthanc 1.12.4)."""
+    raw = request.query.get("requested-tags", request.query.get("requestedTags", ""))
+    return [name for name in raw.split(";") if name]
+
+
+async def _expanded_with_tags(request: web.Request, level: ResourceLevel, parent: tuple[ResourceLevel, str] | None,
+                              since: int = 0, limit: int = 0) -> list[dict[str, Any]]:
+    """Expanded resources with their RequestedTags, through the search service (computed tags, file reads)."""
+    ctx = ctx_of(request)
+    body: dict[str, Any] = {"Level": level.type_name, "Query": {}, "Expand": True, "Since": since, "Limit": limit,
+                            "RequestedTags": _requested_tags(request)}
+    fmt = res.tag_format(request.query)
+    if fmt != "human":
+        body[fmt.capitalize()] = True
+    parsed = ParsedFind(ctx, body)
+    if parent is not None:
+        parsed.query = dataclasses.replace(parsed.query, parents=(parent,))
+    result = await find_service.find(ctx, parsed.request(ctx))
+    return [format_answer(ctx, answer, parsed) for answer in result.answers]
 
 
 def _origin(request: web.Request) -> Origin:
@@ -129,6 +154,8 @@ async def list_resources(request: web.Request) -> web.Response:
     if has_since != has_limit:
         raise OrthancError(ErrorCode.BadRequest, "Missing \"since\" or \"limit\" argument")
     since, limit = int_arg(request, "since"), int_arg(request, "limit")
+    if bool_arg(request, "expand") and _requested_tags(request):
+        return json_response(await _expanded_with_tags(request, level, None, since, limit))
     if bool_arg(request, "expand"):
         infos = await ctx.index.expand(level, since=since, limit=limit)
         fmt = res.tag_format(request.query)
@@ -142,6 +169,11 @@ async def list_resources(request: web.Request) -> web.Response:
 async def get_resource(request: web.Request) -> web.Response:
     """The expanded resource."""
     ctx = ctx_of(request)
+    if _requested_tags(request):
+        level = level_of(request)
+        await res.require(ctx, request.match_info["id"], level)
+        found = await _expanded_with_tags(request, level, (level, request.match_info["id"]))
+        return json_response(found[0])
     return json_response(await res.get_expanded(ctx, request.match_info["id"], level_of(request),
                                                 res.tag_format(request.query)))
 
@@ -191,6 +223,8 @@ def _children_handler(parent: ResourceLevel, child: ResourceLevel) -> Any:
         internal, _ = await res.require(ctx, request.match_info["id"], parent)
         if not bool_arg(request, "expand", True):
             return json_response(await ctx.index.children_public_ids(internal, parent, child))
+        if _requested_tags(request):
+            return json_response(await _expanded_with_tags(request, child, (parent, request.match_info["id"])))
         infos = await ctx.index.expand_children(internal, parent, child)
         fmt = res.tag_format(request.query)
         return json_response([res.expand_resource(ctx, i, fmt) for i in infos])

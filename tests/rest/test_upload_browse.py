@@ -189,3 +189,23 @@ async def test_real_files_identifiers(http: aiohttp.ClientSession) -> None:
     assert body["ID"] == ids.instance_id(pid, study_uid, series_uid, sop)
     async with http.post("/tools/lookup", data=sop) as resp:
         assert await resp.json() == [{"ID": body["ID"], "Path": f"/instances/{body['ID']}", "Type": "Instance"}]
+
+
+async def test_requested_tags_on_resource_routes(http: aiohttp.ClientSession) -> None:
+    files = make_series(2, patient_id="RT", modality="MR")
+    answers = [await (await http.post("/instances", data=f)).json() for f in files]
+    study = answers[0]["ParentStudy"]
+    query = "requested-tags=ModalitiesInStudy;NumberOfStudyRelatedInstances;PatientName;Rows"
+    async with http.get(f"/studies?expand&{query}") as resp:
+        listed = await resp.json()
+    assert listed[0]["RequestedTags"]["ModalitiesInStudy"] == "MR"
+    assert listed[0]["RequestedTags"]["NumberOfStudyRelatedInstances"] == "2"
+    assert listed[0]["RequestedTags"]["PatientName"] == "Doe^John"
+    assert listed[0]["MainDicomTags"]["StudyDate"] == "20240102"
+    async with http.get(f"/studies/{study}?{query}") as resp:
+        one = await resp.json()
+    assert one["ID"] == study and one["RequestedTags"]["ModalitiesInStudy"] == "MR"
+    async with http.get(f"/studies/{study}/instances?requested-tags=Rows&short") as resp:
+        children = await resp.json()
+    assert sorted(c["ID"] for c in children) == sorted(a["ID"] for a in answers)
+    assert children[0]["RequestedTags"] == {"0028,0010": "8"}
