@@ -223,22 +223,32 @@ class Handlers:
         encoding = self.ctx.default_encoding
         retrieve_aet = self.settings.DicomAet
         complete = True
+        stream: query.FindStream | None = None
         try:
-            for answers, batch_complete in self.bridge.iterate(query.find_batches, self.ctx, parsed):
-                complete = batch_complete
+            stream = query.FindStream(self.ctx, parsed)
+            while True:
+                answers, complete, finished = self.bridge.call(stream.next_chunk)
                 for answer in answers:
                     if event.is_cancelled:
                         yield status.CANCEL, None
                         return
                     yield status.PENDING, query.answer_dataset(parsed, answer, retrieve_aet, encoding)
+                if finished:
+                    break
         except (OrthancError, BridgeError) as exc:
             logger.error("C-FIND request handler has failed: %s", exc)
             yield status.CANNOT_UNDERSTAND, None
             return
-        except Exception as exc:  # failure in the search service (logged)
+        except Exception as exc:  # noqa: BLE001 - failure in the search service (logged)
             logger.exception("C-FIND request handler has failed")
             yield status.query_error_status(exc), None
             return
+        finally:
+            if stream is not None and not stream.finished:
+                try:
+                    self.bridge.call(stream.close)
+                except (BridgeError, OrthancError):
+                    logger.debug("Cannot close an abandoned C-FIND cursor", exc_info=True)
         if not complete:
             logger.warning("Too many results for an incoming C-FIND query")
             yield status.CANCEL, None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pydicom.datadict import dictionary_VR
+from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -46,6 +47,7 @@ _LEVEL_NAMES: Final = {ResourceLevel.PATIENT: "PATIENT", ResourceLevel.STUDY: "S
 _NUMBER_VRS: Final = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
 _BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"})
 FIND_BATCH: Final = 100
+_IGNORE: Final = config.IGNORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,22 +123,51 @@ def parse_find(identifier: Dataset, case_sensitive_pn: bool) -> FindQuery:
                      tuple(keys), tuple(sequences))
 
 
-async def find_batches(ctx: ServerContext, query: FindQuery) -> AsyncIterator[tuple[list[FindAnswer], bool]]:
-    """(answers, complete) batches on the loop; `complete` is False once LimitFindResults/Instances cut."""
-    request = FindRequest(with_database_limit(ctx, query.index_query),
-                          requested_tags=tuple(tag for tag, _ in query.keys))
-    cursor = FindCursor(ctx, request, batch_size=FIND_BATCH)
-    limit = _limit(ctx, query.level)
-    sent = 0
-    async for batch in cursor:
-        if limit and sent + len(batch) > limit:
-            batch = batch[: limit - sent]
-            sent += len(batch)
-            yield batch, False
-            return
-        sent += len(batch)
-        yield batch, True
-    yield [], cursor.complete
+class FindStream:
+    """The answers of a C-FIND, pulled in chunks from the association thread (each `next_chunk` is one bridge
+    call). It reads one batch ahead, so the chunk that ends the stream says so and carries the final
+    `complete` flag: a small answer costs a single loop hop."""
+
+    def __init__(self, ctx: ServerContext, query: FindQuery) -> None:
+        request = FindRequest(with_database_limit(ctx, query.index_query),
+                              requested_tags=tuple(tag for tag, _ in query.keys))
+        self._cursor = FindCursor(ctx, request, batch_size=FIND_BATCH)
+        self._iterator = self._cursor.__aiter__()
+        self._limit = _limit(ctx, query.level)
+        self._sent = 0
+        self._ahead: list[FindAnswer] | None = None
+        self.finished = False
+
+    async def _pull(self) -> list[FindAnswer] | None:
+        try:
+            return await self._iterator.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    async def next_chunk(self) -> tuple[list[FindAnswer], bool, bool]:
+        """(answers, complete, finished); `complete` is False once LimitFindResults/Instances cut."""
+        batch = self._ahead if self._ahead is not None else await self._pull()
+        self._ahead = None
+        if batch is None:
+            self.finished = True
+            return [], self._cursor.complete, True
+        if self._limit and self._sent + len(batch) > self._limit:
+            batch = batch[: self._limit - self._sent]
+            await self.close()
+            self.finished = True
+            return batch, False, True
+        self._sent += len(batch)
+        self._ahead = await self._pull()
+        if self._ahead is None:
+            self.finished = True
+            return batch, self._cursor.complete, True
+        return batch, True, False
+
+    async def close(self) -> None:
+        """Release the cursor of a stream abandoned before its end (C-CANCEL, failure)."""
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _limit(ctx: ServerContext, level: ResourceLevel) -> int:
@@ -150,8 +181,8 @@ def answer_dataset(query: FindQuery, answer: FindAnswer, retrieve_aet: str, enco
     term = ENCODINGS.get(encoding, "")
     if term:
         ds.SpecificCharacterSet = term
-    ds.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", query.level_text))
-    ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet))
+    ds.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", query.level_text, validation_mode=_IGNORE))
+    ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet, validation_mode=_IGNORE))
     for tag, vr in query.keys:
         if tag == RETRIEVE_AE_TITLE:
             continue
@@ -162,18 +193,22 @@ def answer_dataset(query: FindQuery, answer: FindAnswer, retrieve_aet: str, enco
 
 
 def make_element(tag: int, vr: str, value: str | None) -> DataElement:
-    """A DataElement from Orthanc's string form of a value ("\\"-separated); empty when None."""
+    """A DataElement from Orthanc's string form of a value ("\\"-separated); empty when None.
+
+    Values come from stored instances: they are answered as they are, without pydicom's validation
+    (Orthanc does not validate them either, and the regexes cost more than the rest of the answer).
+    """
     if value is None or value == "" or vr in _BINARY_VRS:
-        return DataElement(tag, vr, None if vr in _NUMBER_VRS or vr in _BINARY_VRS else "")
+        return DataElement(tag, vr, None if vr in _NUMBER_VRS or vr in _BINARY_VRS else "", validation_mode=_IGNORE)
     convert = _NUMBER_VRS.get(vr)
     if convert is not None:
         try:
             numbers = [convert(v) for v in value.split("\\")]
         except ValueError:
-            return DataElement(tag, vr, None)
-        return DataElement(tag, vr, numbers if len(numbers) > 1 else numbers[0])
+            return DataElement(tag, vr, None, validation_mode=_IGNORE)
+        return DataElement(tag, vr, numbers if len(numbers) > 1 else numbers[0], validation_mode=_IGNORE)
     parts = value.split("\\")
-    return DataElement(tag, vr, parts if len(parts) > 1 else value)
+    return DataElement(tag, vr, parts if len(parts) > 1 else value, validation_mode=_IGNORE)
 
 
 # -- C-MOVE / C-GET -------------------------------------------------------------------------------

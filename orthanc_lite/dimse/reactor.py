@@ -79,6 +79,32 @@ class _Waker:
         self.w.close()
 
 
+class _WakingCheckpoint(threading.Event):
+    """The association's `_reactor_checkpoint`: clearing it (a thread asking the reactor to pause so that it
+    can send and read its own messages) also wakes the reactor waiting for a DIMSE message, so that the
+    pause handshake takes microseconds instead of up to REACTOR_WAIT."""
+
+    def __init__(self, messages: queue.Queue) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self._messages = messages
+
+    def clear(self) -> None:
+        super().clear()
+        with self._messages.not_empty:
+            self._messages.not_empty.notify_all()
+
+
+_original_assoc_init = Association.__init__
+
+
+def _assoc_init(self: Association, ae: Any, mode: str) -> None:
+    _original_assoc_init(self, ae, mode)
+    checkpoint = _WakingCheckpoint(self.dimse.msg_queue)
+    if self._reactor_checkpoint.is_set():
+        checkpoint.set()
+    self._reactor_checkpoint = checkpoint
+
+
 _original_dul_init = DULServiceProvider.__init__
 
 
@@ -204,10 +230,7 @@ def _assoc_loop(self: Association) -> None:
         if not self._reactor_checkpoint.is_set():
             continue
 
-        try:
-            context_id, msg = self.dimse.msg_queue.get(block=True, timeout=REACTOR_WAIT)
-        except queue.Empty:
-            context_id, msg = None, None
+        context_id, msg = _next_message(self)
         if msg:
             self._serve_request(msg, context_id)
 
@@ -249,6 +272,22 @@ def _assoc_loop(self: Association) -> None:
             return
 
 
+def _next_message(self: Association) -> tuple[Any, Any]:
+    """The next DIMSE message, waiting up to REACTOR_WAIT; none once a pause was asked for (its answer
+    belongs to the thread that paused us). Waking on the queue's own condition lets a pause request
+    (_WakingCheckpoint.clear) interrupt the wait."""
+    messages = self.dimse.msg_queue
+    checkpoint = self._reactor_checkpoint
+    with messages.not_empty:
+        if not messages._qsize() and checkpoint.is_set():  # type: ignore[attr-defined]
+            messages.not_empty.wait(REACTOR_WAIT)
+        if not checkpoint.is_set() or not messages._qsize():  # type: ignore[attr-defined]
+            return None, None
+        item = messages._get()  # type: ignore[attr-defined]
+        messages.not_full.notify()
+        return item  # type: ignore[no-any-return]
+
+
 def install() -> bool:
     """Patch pynetdicom once per process; returns whether the fast reactors are active."""
     global _installed
@@ -259,6 +298,7 @@ def install() -> bool:
             logger.warning("pynetdicom %s: keeping its polling reactors (only 3.0.x is patched)",
                            pynetdicom.__version__)
             return False
+        Association.__init__ = _assoc_init  # type: ignore[method-assign]
         DULServiceProvider.__init__ = _dul_init  # type: ignore[method-assign]
         DULServiceProvider.kill_dul = _dul_kill  # type: ignore[method-assign]
         DULServiceProvider._ol_wait = _dul_wait  # type: ignore[attr-defined]

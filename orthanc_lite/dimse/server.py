@@ -45,10 +45,11 @@ def _configure_pynetdicom() -> None:
     and no per-message logging handlers unless --trace-dicom switched pynetdicom's logger on."""
     _config.STORE_RECV_CHUNKED_DATASET = True
     reactor.install()
-    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
-        _config.LOG_HANDLER_LEVEL = "none"
-    else:
-        _config.LOG_HANDLER_LEVEL = "standard"
+    verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
+    _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
+    # pynetdicom pretty-prints every identifier before asking the logger (a quarter of a C-FIND's CPU)
+    _config.LOG_REQUEST_IDENTIFIERS = verbose
+    _config.LOG_RESPONSE_IDENTIFIERS = verbose
 
 
 class DicomServer:
