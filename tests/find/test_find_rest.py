@@ -374,14 +374,15 @@ async def test_limit_find_results(limited: Settings) -> None:
             assert (await resp.json())["Count"] == 11
 
 
-async def test_storage_access_never(settings: Settings) -> None:
-    async with orthanc_lite.serve(settings.replace(StorageAccessOnFind="Never"), host="127.0.0.1") as srv, \
+@pytest.mark.parametrize("access, rows", [("Never", None), ("Answers", "4")])
+async def test_storage_access(settings: Settings, access: str, rows: str | None) -> None:
+    async with orthanc_lite.serve(settings.replace(StorageAccessOnFind=access), host="127.0.0.1") as srv, \
             aiohttp.ClientSession(base_url=srv.url) as http:
         store = await upload_store(http)
         answer = await store.find({"Level": "Study", "Query": {"PatientID": "P1"}, "Expand": True,
                                    "RequestedTags": ["Rows", "PatientName", "ModalitiesInStudy"]})
-        assert answer[0]["RequestedTags"] == {"Rows": None, "PatientName": "Doe^John", "ModalitiesInStudy": "CT\\MR"}
-        assert await store.pids("Study", {"Rows": "4"}) == set()  # cannot be checked without the files
+        assert answer[0]["RequestedTags"] == {"Rows": rows, "PatientName": "Doe^John", "ModalitiesInStudy": "CT\\MR"}
+        assert await store.pids("Study", {"Rows": "4"}) == set()  # files may not be read to filter
         assert await store.pids("Study", {"PatientName": "doe*"}) == {"P1", "P2"}
 
 

@@ -254,3 +254,12 @@ def test_prefix_wildcards_use_the_index(table: sqlite3.Connection) -> None:
     frag = m.sql_exact(c, "value")
     plan = " ".join(r[3] for r in table.execute(f"EXPLAIN QUERY PLAN SELECT value FROM t WHERE {frag.sql}", frag.params))
     assert "USING COVERING INDEX t_value (value>? AND value<?)" in plan
+
+
+@pytest.mark.parametrize("value", ["Élodie^Martin", " doe ", "Müller", "ŁÓDŹ", "100%_sure", "Yamada^Tarou=山田^太郎",
+                                   "ﬁnance", "straße", "O'Brien", "", "\tTab"])
+def test_normalization_matches_the_index(value: str) -> None:
+    """The prefilter normalizes queries exactly as index/ normalizes the stored identifiers."""
+    from orthanc_lite.index.normalize import normalize_identifier
+
+    assert m.normalize_identifier(value) == normalize_identifier(value)
