@@ -9,6 +9,12 @@ Query shape: the query-level resource `r`, its ancestors `a0` (patient) .. `a2` 
 constraint, parent or ordering needs them; one main_dicom_tags row per tag constraint (joined on the level
 that stores it, see matching.main_tag_level), preceded by the normalized dicom_identifiers row when the
 constraint is case-insensitive on an identifier tag (its (tag, value) index then drives the search).
+
+Plans (SQLite has no statistics here, so it guesses that every equality finds ~10 rows): `choose_probes`
+counts, under a cap, the rows each indexed constraint matches. A selective constraint drives the search
+through its index and the few matches are sorted (`+r.level`, `+r.internal_id` keep SQLite from walking the
+whole level instead); with a LIMIT, dense constraints are checked row by row ("+" on the value) while the
+level is walked in id order, which stops at the limit without sorting.
 """
 
 from __future__ import annotations

@@ -196,6 +196,8 @@ class FindCursor:
         """SQL candidates in batches, then computed-tag and file constraints, then since/limit."""
         q = self.request.query
         plan = q.plan
+        if plan.files and not self._files_for_matching:
+            return  # tags that only the files hold cannot be checked: nothing matches
         filter_spec = index_find.PageSpec(
             computed=tuple(dict.fromkeys(c.tag for c in plan.computed)),
             files=bool(plan.files) and self._files_for_matching)
