@@ -361,4 +361,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["run", "storescu_ingest", "cfind_latency", "socket"]
+__all__ = ["cfind_latency", "run", "socket", "storescu_ingest"]

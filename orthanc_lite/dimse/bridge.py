@@ -85,7 +85,7 @@ class Bridge:
                 if not more:
                     finished = True
                     return
-                yield item
+                yield item  # type: ignore[misc]  # not None when `more`
         finally:
             if not finished and hasattr(iterator, "aclose"):
                 try:

@@ -45,7 +45,8 @@ UNREADABLE = "unreadable instance"
 def set_nodelay(event: Event) -> None:
     """EVT_CONN_OPEN: disable Nagle (without it a C-STORE round trip waits for the delayed ACK)."""
     try:
-        sock = event.assoc.dul.socket.socket
+        assoc: Any = event.assoc
+        sock = assoc.dul.socket.socket
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (AttributeError, OSError):
@@ -90,8 +91,8 @@ class Handlers:
     def on_requested(self, event: Event) -> None:
         """Accept or reject the A-ASSOCIATE-RQ (CommandDispatcher.cpp::AcceptAssociation), and set the
         presentation contexts this association may use."""
-        assoc = event.assoc
-        rq = assoc.requestor.primitive
+        assoc: Any = event.assoc
+        rq: Any = assoc.requestor.primitive
         calling = str(rq.calling_ae_title).strip()
         called = str(rq.called_ae_title).strip()
         remote_ip = str(assoc.requestor.address)
@@ -239,7 +240,7 @@ class Handlers:
             logger.error("C-FIND request handler has failed: %s", exc)
             yield status.CANNOT_UNDERSTAND, None
             return
-        except Exception as exc:  # noqa: BLE001 - failure in the search service (logged)
+        except Exception as exc:
             logger.exception("C-FIND request handler has failed")
             yield status.query_error_status(exc), None
             return
@@ -260,7 +261,7 @@ class Handlers:
             folder=str(config.get("Database") or ""),
             case_sensitive_pn=bool(self.settings.CaseSensitivePN),
             filter_issuer_aet=bool(config.get("FilterIssuerAet", False)),
-            limit=int(config.get("LimitAnswers", 0) or 0),
+            limit=int(str(config.get("LimitAnswers", 0) or 0)),
             default_encoding=self.ctx.default_encoding,
         )
         try:
@@ -310,7 +311,7 @@ class Handlers:
         if not self.settings.SynchronousCMove:
             # Orthanc's AsynchronousMove: the sub-operations run as a background job, the answer comes at once.
             self.bridge.call(self.server.start_background_move, modality, instances, snap.calling_aet,
-                             int(event.request.MessageID))
+                             int(event.request.MessageID or 0))
             yield modality.Host, modality.Port
             yield 0
             return
@@ -371,7 +372,8 @@ class Handlers:
 
     def on_n_action(self, event: Event) -> tuple[int, Dataset | None]:
         """Storage commitment request: answer at once, then report on a new association (as a job)."""
-        if str(event.request.RequestedSOPClassUID) != policy.STORAGE_COMMITMENT:
+        request: Any = event.request
+        if str(request.RequestedSOPClassUID) != policy.STORAGE_COMMITMENT:
             return status.NO_SUCH_SOP_CLASS, None
         if not self._allowed(event, Request.N_ACTION):
             return status.PROCESSING_FAILURE, None

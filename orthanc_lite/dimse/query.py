@@ -8,12 +8,11 @@ runs on the loop through the bridge.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
-from pydicom.datadict import dictionary_VR
 from pydicom import config
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence

@@ -29,7 +29,7 @@ MAX_CONTEXTS = 128
 UNCOMPRESSED = (policy.EXPLICIT_LE, policy.IMPLICIT_LE, policy.EXPLICIT_BE)
 
 
-def _nodelay_handlers() -> list[tuple[Any, Any]]:
+def _nodelay_handlers() -> Any:
     from .handlers import set_nodelay
 
     return [(evt.EVT_CONN_OPEN, set_nodelay)]

@@ -81,7 +81,7 @@ class DicomServer:
         placeholder.abstract_syntax = policy.VERIFICATION
         placeholder.transfer_syntax = list(policy.GENERIC_SYNTAXES)
         ae.supported_contexts = [placeholder]
-        handlers = Handlers(self).bindings()
+        handlers: Any = Handlers(self).bindings()
         try:
             server = await self.ctx.executors.run_dimse(
                 lambda: ae.start_server(("", int(settings.DicomPort)), block=False, evt_handlers=handlers))
@@ -90,7 +90,8 @@ class DicomServer:
         assert server is not None
         try:
             # Accepted sockets inherit TCP_NODELAY on Linux; EVT_CONN_OPEN sets it again on each one.
-            server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if server.socket is not None:
+                server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
         self.ae = ae

@@ -46,7 +46,7 @@ async def run_tool(name: str, *args: str | os.PathLike[str], timeout: float = 60
         env={**os.environ, "TCP_NODELAY": "1", **(env or {})}, cwd=cwd)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise

@@ -21,8 +21,8 @@ from tests.dimse.dimse_helpers import requires_dcmtk, run_tool, storescu_profile
 
 pytestmark = requires_dcmtk
 
-CLOSED = dict(DicomAlwaysAllowEcho=False, DicomAlwaysAllowStore=False, DicomAlwaysAllowFind=False,
-              DicomAlwaysAllowFindWorklist=False, DicomAlwaysAllowGet=False, DicomAlwaysAllowMove=False)
+CLOSED = {"DicomAlwaysAllowEcho": False, "DicomAlwaysAllowStore": False, "DicomAlwaysAllowFind": False,
+              "DicomAlwaysAllowFindWorklist": False, "DicomAlwaysAllowGet": False, "DicomAlwaysAllowMove": False}
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind, StudyRootQueryRetrieveInformationModelFind
+from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
 
 import orthanc_lite
 from orthanc_lite.config import Settings
@@ -23,7 +26,7 @@ from tests.dimse.dimse_helpers import in_thread, requires_dcmtk, run_tool
 
 pytestmark = requires_dcmtk
 
-FIND_OPEN = dict(DicomAlwaysAllowFind=True, DicomAlwaysAllowFindWorklist=True)
+FIND_OPEN = {"DicomAlwaysAllowFind": True, "DicomAlwaysAllowFindWorklist": True}
 
 
 async def _post(http: aiohttp.ClientSession, data: bytes) -> dict:

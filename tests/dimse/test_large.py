@@ -66,7 +66,7 @@ async def _send_and_watch(server: orthanc_lite.Server, files: list[pathlib.Path]
             peak = max(peak, rss())
             try:
                 await asyncio.wait_for(done.wait(), 0.02)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     sampler = asyncio.create_task(sample())

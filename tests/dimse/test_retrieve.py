@@ -26,12 +26,18 @@ import orthanc_lite
 from orthanc_lite.config import Settings
 from tests.conftest import TESTDATA
 from tests.data.make_samples import make_instance
-from tests.dimse.dimse_helpers import Storescp, in_thread, requires_dcmtk, run_tool, storescp
+from tests.dimse.dimse_helpers import (
+    Storescp,
+    in_thread,
+    requires_dcmtk,
+    run_tool,
+    storescp,
+)
 
 pytestmark = requires_dcmtk
 
 STUDY = "1.2.826.0.1.99"
-RETRIEVE_OPEN = dict(DicomAlwaysAllowMove=True, DicomAlwaysAllowGet=True)
+RETRIEVE_OPEN = {"DicomAlwaysAllowMove": True, "DicomAlwaysAllowGet": True}
 
 
 @dataclass
@@ -266,7 +272,7 @@ async def test_get_transcodes_for_the_requester(settings: Settings) -> None:
         assert received == [ExplicitVRLittleEndian]
 
 
-__all__ = ["io", "generate_uid"]
+__all__ = ["generate_uid", "io"]
 
 
 async def test_move_and_get_without_match_fail(env: Env) -> None:

@@ -23,7 +23,12 @@ import orthanc_lite
 from orthanc_lite.config import Settings
 from tests.conftest import TESTDATA, upload
 from tests.data.make_samples import make_instance
-from tests.dimse.dimse_helpers import in_thread, requires_dcmtk, run_tool, storescu_profile
+from tests.dimse.dimse_helpers import (
+    in_thread,
+    requires_dcmtk,
+    run_tool,
+    storescu_profile,
+)
 
 pytestmark = requires_dcmtk
 
