@@ -81,6 +81,16 @@ class SqliteIndex:
         return await self.engine.read(functools.partial(reads.expand, level=level, internal_ids=internal_ids,
                                                         since=since, limit=limit))
 
+    async def expand_one(self, public_id: str, level: ResourceLevel) -> ResourceInfo | None:
+        """Lookup and expansion of one resource in a single read transaction."""
+        def tx(conn: Any) -> ResourceInfo | None:
+            found = reads.find_internal(conn, public_id, level)
+            if found is None:
+                return None
+            infos = reads.expand(conn, level, [found[0]])
+            return infos[0] if infos else None
+        return await self.engine.read(tx)
+
     async def expand_children(self, internal_id: int, parent_level: ResourceLevel,
                               target: ResourceLevel) -> list[ResourceInfo]:
         def tx(conn: Any) -> list[ResourceInfo]:

@@ -88,11 +88,10 @@ async def require(ctx: ServerContext, public_id: str, level: ResourceLevel | Non
 
 
 async def get_expanded(ctx: ServerContext, public_id: str, level: ResourceLevel, fmt: str = "human") -> dict[str, Any]:
-    internal, _ = await require(ctx, public_id, level)
-    infos = await ctx.index.expand(level, [internal])
-    if not infos:
+    info = await ctx.index.expand_one(public_id, level)
+    if info is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
-    return expand_resource(ctx, infos[0], fmt)
+    return expand_resource(ctx, info, fmt)
 
 
 def size_mb(size: int) -> int:
