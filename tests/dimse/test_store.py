@@ -273,3 +273,46 @@ async def test_parallel_associations(server: orthanc_lite.Server, http: aiohttp.
     stats = await _get(http, "/statistics")
     assert stats["CountInstances"] == 10 * count  # type: ignore[index]
     assert stats["CountPatients"] == count  # type: ignore[index]
+
+
+async def test_dicom_sockets_have_tcp_nodelay(server: orthanc_lite.Server) -> None:
+    def check() -> list[int]:
+        ae = AE(ae_title="NAGLE")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="ORTHANC")
+        assert assoc.is_established
+        try:
+            dicom = server.context.extra["dicom_server"]
+            return [a.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                    for a in dicom.ae.active_associations if a.is_acceptor]
+        finally:
+            assoc.release()
+
+    flags = await in_thread(check)
+    assert flags and all(flags)
+
+
+async def test_dicom_threads_count_serves_one_association_at_a_time(settings: Settings) -> None:
+    """DicomThreadsCount 1: a second association is accepted but served only once the first one ends."""
+    async with orthanc_lite.serve(settings.replace(DicomThreadsCount=1), host="127.0.0.1") as srv:
+        def scenario() -> tuple[bool, bool]:
+            ae = AE(ae_title="FIRST")
+            ae.add_requested_context(Verification)
+            first = ae.associate("127.0.0.1", srv.dicom_port, ae_title="ORTHANC")
+            assert first.is_established and first.send_c_echo().Status == 0
+            done = threading.Event()
+
+            def second() -> None:
+                if _echo(srv.dicom_port, "SECOND") == 0:
+                    done.set()
+
+            worker = threading.Thread(target=second)
+            worker.start()
+            waited_while_busy = not done.wait(0.5)  # a negative check needs a bound
+            first.release()
+            served_after = done.wait(10)
+            worker.join(10)
+            return waited_while_busy, served_after
+
+        waited, served = await in_thread(scenario)
+        assert waited and served
