@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import sys
 import threading
 from typing import AsyncIterator
 
@@ -60,6 +61,42 @@ async def upload(http: aiohttp.ClientSession, path: os.PathLike[str] | str) -> d
     async with http.post("/instances", data=data) as resp:
         assert resp.status == 200, await resp.text()
         return await resp.json()
+
+
+class BlockingCallOnLoop(AssertionError):
+    """orthanc_lite called a blocking function on the event loop thread."""
+
+
+def _guard(module: object, name: str) -> None:
+    original = getattr(module, name)
+    if getattr(original, "_loop_guard", False):
+        return
+
+    def guarded(*args: object, **kwargs: object) -> object:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("orthanc_lite"):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # a worker thread: fine
+            else:
+                raise BlockingCallOnLoop(f"{caller} called {name} on the event loop thread")
+        return original(*args, **kwargs)
+
+    guarded._loop_guard = True  # type: ignore[attr-defined]
+    setattr(module, name, guarded)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Protect the loop (Home Assistant's protect_loop idea): pydicom parsing, image decoding and outgoing
+    associations called by orthanc_lite code on the loop thread raise instead of silently blocking it."""
+    import PIL.Image
+    import pydicom
+    import pynetdicom
+
+    _guard(pydicom, "dcmread")
+    _guard(PIL.Image, "open")
+    _guard(pynetdicom.AE, "associate")
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,6 @@ class ServerContext:
         self.unknown_sop_class_accepted: bool = bool(settings.UnknownSopClassAccepted)
         self.dicom_port: int = int(settings.DicomPort)  # the bound port once the DICOM server runs
         self.http_port: int = int(settings.HttpPort)
-        self.ingests_in_flight = 0  # uploads being parsed/written (services/store.py decides where to parse)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.extra: dict[str, Any] = {}  # state owned by optional subsystems (dimse server, queries, ...)
