@@ -38,7 +38,7 @@ async def system(request: web.Request) -> web.Response:
         "OrthancLiteVersion": __version__,
         "DatabaseVersion": DATABASE_VERSION,
         "DatabaseBackendPlugin": None,
-        "DatabaseServerIdentifier": s.DatabaseServerIdentifier,
+        "DatabaseServerIdentifier": s.DatabaseServerIdentifier or "Orthanc1",  # Orthanc's default
         "DicomAet": s.DicomAet,
         "DicomPort": ctx.dicom_port,
         "HttpPort": ctx.http_port,
