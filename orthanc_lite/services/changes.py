@@ -56,17 +56,20 @@ class StabilityTracker:
         self._last_seen: dict[str, tuple[ResourceLevel, float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="stable-resources")
 
     async def stop(self) -> None:
+        # A stop flag rather than cancellation alone: Python 3.11's wait_for can swallow a cancel.
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
             self._task = None
 
     def touch(self, level: ResourceLevel, public_id: str) -> None:
@@ -81,7 +84,7 @@ class StabilityTracker:
         return public_id not in self._last_seen
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self._last_seen:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -91,8 +94,9 @@ class StabilityTracker:
             if delay > 0:
                 self._wakeup.clear()
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=min(delay, 1.0))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(min(delay, 1.0)):
+                        await self._wakeup.wait()
+                except TimeoutError:
                     pass
                 continue
             del self._last_seen[public_id]
