@@ -83,7 +83,6 @@ class ErrorCode(enum.Enum):
     MakeDirectory = (2008, "Cannot create a directory")
     BadApplicationEntityTitle = (2009, "An application entity title (AET) cannot be empty or be longer than 16 characters")
     NoCFindHandlerWorklist = (2024, "No request handler factory for DICOM C-Find Modality SCP")
-    NetworkError = (9, "Error in the network protocol")
 
     @property
     def code(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class ResourceLevel(enum.IntEnum):
@@ -172,21 +172,3 @@ class AttachmentInfo:
     compressed_md5: str
     compression: int = 1  # 1 = none, 2 = zlib-with-size (Orthanc's CompressionType)
     revision: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceRow:
-    """One resource as the index returns it, with everything an expanded answer needs."""
-
-    internal_id: int
-    level: ResourceLevel
-    public_id: str
-    parent_public_id: str | None
-    main_tags: dict[str, str]  # "gggg,eeee" -> value (patient tags included on studies)
-    last_update: str
-    children: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    metadata: dict[int, str] = field(default_factory=dict)
-    is_protected: bool = False
-    file_size: int | None = None
-    file_uuid: str | None = None

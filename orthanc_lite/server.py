@@ -58,7 +58,7 @@ async def serve(settings: Settings | None = None, host: str | None = None) -> As
     else:
         site = web.TCPSite(runner, bind, int(settings.HttpPort), ssl_context=ssl_context, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr,attr-defined]
         port = sockets[0].getsockname()[1] if sockets else int(settings.HttpPort)
     application[CONTEXT].http_port = port
     server = Server(application, runner, port, bind, ssl_context is not None)

@@ -24,7 +24,6 @@ from pydicom._dicom_dict import RepeatersDictionary
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.tag import BaseTag
 
 from orthanc_lite.dicom.values import (
     BINARY_VRS,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import pydicom
 
@@ -160,7 +161,7 @@ def _pixel_data_position(fp: object, ds: pydicom.Dataset) -> tuple[int | None, s
     if len(header) < 8:
         return None, None
     little = getattr(ds, "is_little_endian", True) is not False
-    order = "little" if little else "big"
+    order: Literal["little", "big"] = "little" if little else "big"
     group = int.from_bytes(header[0:2], order)
     element = int.from_bytes(header[2:4], order)
     if (group, element) != (0x7FE0, 0x0010):

@@ -245,7 +245,6 @@ def resource_statistics(conn: sqlite3.Connection, internal_id: int) -> dict[str,
         " COALESCE(SUM(CASE WHEN a.file_type=1 THEN a.compressed_size END),0),"
         " COALESCE(SUM(CASE WHEN a.file_type=1 THEN a.uncompressed_size END),0) "
         "FROM sub LEFT JOIN attachments a ON a.id=sub.id GROUP BY sub.lvl", (internal_id,)).fetchall()
-    out = {"counts": {}, "disk": 0, "uncompressed": 0, "dicom_disk": 0, "dicom_uncompressed": 0}
     counts: dict[int, int] = {}
     disk = unc = ddisk = dunc = 0
     for lvl, count, d, u, dd, du in rows:

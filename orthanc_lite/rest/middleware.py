@@ -9,7 +9,7 @@ import binascii
 import hmac
 import ipaddress
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -127,7 +127,7 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-def _basic_user(header: str, users: dict[str, str]) -> str | None:
+def _basic_user(header: str, users: Mapping[str, str]) -> str | None:
     if not header.startswith("Basic "):
         return None
     try:

@@ -11,7 +11,7 @@ import tempfile
 import zipfile
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..app_keys import USERNAME
 from ..errors import ErrorCode, OrthancError
@@ -67,6 +67,8 @@ async def upload(request: web.Request) -> web.Response:
         reader = await request.multipart()
         results: list[dict[str, Any]] = []
         async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart: not an Orthanc Explorer upload
             if part.filename is None and part.name not in (None, "file", "files[]", "files"):
                 continue
             body = await receive_body(ctx, part, max_body_bytes(ctx))
@@ -89,10 +91,10 @@ def _is_zip(body: bytes | SpooledBody) -> bool:
 async def _store_body(ctx: ServerContext, body: bytes | SpooledBody, origin: Origin) -> list[dict[str, Any]]:
     if not _is_zip(body):
         if isinstance(body, SpooledBody):
-            result = await store_file(ctx, body.path, origin, body.md5)
+            single = await store_file(ctx, body.path, origin, body.md5)
         else:
-            result = await store_bytes(ctx, body, origin)
-        return [result.to_json()]
+            single = await store_bytes(ctx, body, origin)
+        return [single.to_json()]
     if isinstance(body, bytes):
         fd, path = await ctx.executors.run_io(tempfile.mkstemp, ".zip", "body", ctx.storage.incoming_dir())
         await ctx.executors.run_io(_write_and_close, fd, body)

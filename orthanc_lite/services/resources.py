@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dicom.tags import MAIN_TAGS, TAG_NAMES
+from ..dicom.tags import MAIN_TAGS
 from ..errors import ErrorCode, OrthancError
 from ..index.reads import ResourceInfo
 from ..index.writes import series_status
