@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet ruff mypy
-	$(BIN)/ruff check orthanc_lite tests
+	$(BIN)/ruff check orthanc_lite tests bench examples
 	$(BIN)/mypy orthanc_lite
 
 fmt: $(STAMP)
