@@ -71,7 +71,7 @@ class SqliteEngine:
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA cache_size=-32000")
+        await conn.execute("PRAGMA cache_size=-16000")  # 16 MiB per connection: bounded memory
         await conn.set_trace_callback(self._trace)
         return conn
 
