@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -113,7 +114,12 @@ class DicomServer:
     def _shutdown_sync(self) -> None:
         assert self.ae is not None
         associations = list(self.ae.active_associations)
+        # socketserver's accept loop only notices a shutdown request when its 0.5 s select() returns:
+        # a loopback connection, made once the request is flagged, wakes it at once.
+        waker = threading.Thread(target=_wake_acceptors, args=(list(self.ae._servers),), daemon=True)
+        waker.start()
         self.ae.shutdown()  # aborts every association of this AE, closes the listening socket
+        waker.join(1.0)
         for assoc in associations:
             assoc.join(SHUTDOWN_JOIN)
             if assoc.is_alive():
@@ -222,3 +228,15 @@ async def dicom_server_context(app: web.Application) -> AsyncIterator[None]:
 
 
 __all__ = ["Any", "DicomServer", "dicom_server_context"]
+
+
+def _wake_acceptors(servers: list[Any]) -> None:
+    deadline = time.monotonic() + 1.0
+    for server in servers:
+        while not getattr(server, "_BaseServer__shutdown_request", True) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        try:
+            port = server.server_address[1]
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except (OSError, IndexError, TypeError):
+            pass  # already closed, or bound elsewhere: the 0.5 s poll ends it anyway
