@@ -119,14 +119,16 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
         parent = internal
 
     patient_internal, study_internal, series_internal, instance_internal = internal_ids
-    for mtype, value in new.instance_metadata.items():
-        _set_metadata(conn, instance_internal, mtype, value)
+    rows = [(instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items()]
     if new.index_in_series is not None:
-        _set_metadata(conn, instance_internal, MetadataType.IndexInSeries, str(new.index_in_series))
+        rows.append((instance_internal, int(MetadataType.IndexInSeries), str(new.index_in_series)))
     if ResourceLevel.SERIES in out.new_levels and new.series_expected is not None:
-        _set_metadata(conn, series_internal, MetadataType.ExpectedNumberOfInstances, str(new.series_expected))
-    for internal in (patient_internal, study_internal, series_internal):
-        _set_metadata(conn, internal, MetadataType.LastUpdate, new.now)
+        rows.append((series_internal, int(MetadataType.ExpectedNumberOfInstances), str(new.series_expected)))
+    rows.extend((internal, int(MetadataType.LastUpdate), new.now)
+                for internal in (patient_internal, study_internal, series_internal))
+    conn.executemany(
+        "INSERT INTO metadata(id, type, value, revision) VALUES (?,?,?,0) "
+        "ON CONFLICT(id, type) DO UPDATE SET value=excluded.value, revision=revision+1", rows)
 
     uuid, csize, usize, compression, md5, cmd5 = new.attachment
     conn.execute(
