@@ -161,6 +161,10 @@ def _series_just_completed(conn: sqlite3.Connection, series_internal: int, index
     if row is None or index is None:
         return False
     expected = int(row[0])
+    # Complete needs exactly `expected` instances: count first, read their indexes only then.
+    count = conn.execute("SELECT COUNT(*) FROM resources WHERE parent_id=?", (series_internal,)).fetchone()[0]
+    if count != expected:
+        return False
     indexes = [r[0] for r in conn.execute(
         "SELECT m.value FROM resources r JOIN metadata m ON m.id=r.internal_id AND m.type=? WHERE r.parent_id=?",
         (int(MetadataType.IndexInSeries), series_internal))]
