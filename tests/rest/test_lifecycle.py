@@ -102,3 +102,15 @@ async def test_compressed_storage_roundtrip(settings: Settings) -> None:
         async with http.get("/statistics") as resp:
             stats = await resp.json()
         assert int(stats["TotalDiskSize"]) < int(stats["TotalUncompressedSize"]) == len(data)
+
+
+async def test_completed_series_change(http: aiohttp.ClientSession) -> None:
+    from tests.data.make_samples import make_series
+
+    files = make_series(3, patient_id="COMPLETE", ImagesInAcquisition=3, NumberOfTemporalPositions=1)
+    for i, data in enumerate(files):
+        await http.post("/instances", data=data)
+        types = [c["ChangeType"] for c in await _changes(http)]
+        # Logged once, right after the third instance (IndexInSeries 1..3 = ExpectedNumberOfInstances).
+        assert types.count("CompletedSeries") == (1 if i == 2 else 0)
+    assert types[-1] == "CompletedSeries"
