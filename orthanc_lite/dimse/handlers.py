@@ -297,11 +297,7 @@ class Handlers:
             yield None, None  # pynetdicom answers 0xA801 (Move Destination unknown); Orthanc answers 0xC000
             return
         try:
-            identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
-            retrieve = query.parse_retrieve(identifier)
-            instances = self.bridge.call(query.lookup_instances, self.ctx, retrieve)
-            if not instances:
-                raise OrthancError(ErrorCode.BadRequest, "C-MOVE request matching no resource stored in Orthanc")
+            instances = self._instances_to_retrieve(event, "C-MOVE")
         except Exception as exc:
             # Before the first yield pynetdicom can only answer an exception, with 0xC514 (a "unable to
             # process" failure; Orthanc answers 0xC000 there).
@@ -336,11 +332,7 @@ class Handlers:
         if not self._allowed(event, Request.GET):
             return
         try:
-            identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
-            retrieve = query.parse_retrieve(identifier)
-            instances = self.bridge.call(query.lookup_instances, self.ctx, retrieve)
-            if not instances:
-                raise OrthancError(ErrorCode.BadRequest, "C-GET request matching no resource stored in Orthanc")
+            instances = self._instances_to_retrieve(event, "C-GET")
         except Exception as exc:  # noqa: BLE001 - bad identifier, no match, server going down (logged)
             logger.error("C-GET request handler has failed: %s", exc)
             yield 1
@@ -353,6 +345,15 @@ class Handlers:
                 return
             dataset = self._load_for_sending(instance, event.assoc, as_requestor=False)
             yield status.PENDING, dataset if dataset is not None else UNREADABLE
+
+    def _instances_to_retrieve(self, event: Event, command: str) -> list[query.InstanceToSend]:
+        """The stored instances a C-MOVE / C-GET identifier names; OrthancError when it names none."""
+        identifier = query.prepare_identifier(event.identifier, self.ctx.default_encoding)
+        retrieve = query.parse_retrieve(identifier)
+        instances = self.bridge.call(query.lookup_instances, self.ctx, retrieve)
+        if not instances:
+            raise OrthancError(ErrorCode.BadRequest, f"{command} request matching no resource stored in Orthanc")
+        return instances  # type: ignore[no-any-return]
 
     def _load_for_sending(self, instance: query.InstanceToSend, assoc: Any, as_requestor: bool) -> Dataset | None:
         """Read a stored instance; decompress it when the peer accepted only uncompressed syntaxes for its

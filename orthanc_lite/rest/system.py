@@ -24,8 +24,6 @@ routes = web.RouteTableDef()
 ORTHANC_VERSION = "1.12.6"
 API_VERSION = 26
 
-_ORTHANC_UID_ROOT = "1.2.276.0.7230010.3."  # what generate-uid answers look like in Orthanc (DCMTK's root)
-
 
 @routes.get("/system")
 async def system(request: web.Request) -> web.Response:
