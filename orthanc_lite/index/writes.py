@@ -68,32 +68,34 @@ def _set_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, value:
 def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
     out = StoreOutcome()
     patient_pid, study_pid, series_pid, instance_pid = new.public_ids
-    existing = conn.execute("SELECT internal_id FROM resources WHERE public_id=?", (instance_pid,)).fetchone()
+    known = _internal_ids(conn, new.public_ids)
+    existing = known.get(instance_pid)
     if existing is not None:
         if new.overwrite == "Never":
             out.already_stored = True
             return out
         if new.overwrite == "IfChanged":
             row = conn.execute("SELECT uncompressed_md5 FROM attachments WHERE id=? AND file_type=1",
-                               (existing[0],)).fetchone()
+                               (existing,)).fetchone()
             if row is not None and row[0] == new.attachment[4]:
                 out.already_stored = True
                 return out
         # Overwrite: drop the old instance (not its parents) before storing the new one.
-        removed, delta = _delete_subtree(conn, existing[0])
+        removed, delta = _delete_subtree(conn, existing)
         out.removed_uuids.extend(removed)
         out.delta_bytes += delta
 
-    _enforce_quota(conn, new, out, patient_pid)
+    if _enforce_quota(conn, new, out, patient_pid) or existing is not None:
+        known = _internal_ids(conn, new.public_ids)  # recycling or the overwrite may have removed parents
 
     parent: int | None = None
     created_ids: list[tuple[ResourceLevel, int]] = []
     internal_ids: list[int] = []
     for level in ResourceLevel:
         pid = new.public_ids[level]
-        row = conn.execute("SELECT internal_id FROM resources WHERE public_id=?", (pid,)).fetchone()
-        if row is not None and level is not ResourceLevel.INSTANCE:
-            internal = int(row[0])
+        found = known.get(pid)
+        if found is not None and level is not ResourceLevel.INSTANCE:
+            internal = found
         else:
             tags = new.tags[level]
             if level is ResourceLevel.STUDY:
@@ -148,11 +150,20 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
     if _series_just_completed(conn, series_internal, new.index_in_series):
         _log_change(conn, out.changes, ChangeType.CompletedSeries, series_internal, ResourceLevel.SERIES, series_pid, new.now)
 
-    # The patient becomes the most recently used one, unless it is protected.
-    if conn.execute("SELECT 1 FROM protected_patients WHERE patient_id=?", (patient_internal,)).fetchone() is None:
+    # The patient becomes the most recently used one, unless it is protected (a protected patient has no
+    # row in the order, so "already the most recent" needs no protection check: the usual case is one read).
+    newest = conn.execute("SELECT patient_id FROM patient_recycling_order ORDER BY seq DESC LIMIT 1").fetchone()
+    if (newest is None or newest[0] != patient_internal) and conn.execute(
+            "SELECT 1 FROM protected_patients WHERE patient_id=?", (patient_internal,)).fetchone() is None:
         conn.execute("DELETE FROM patient_recycling_order WHERE patient_id=?", (patient_internal,))
         conn.execute("INSERT INTO patient_recycling_order(patient_id) VALUES (?)", (patient_internal,))
     return out
+
+
+def _internal_ids(conn: sqlite3.Connection, public_ids: tuple[str, ...]) -> dict[str, int]:
+    """public id -> internal id of those that exist, in one statement."""
+    return dict(conn.execute("SELECT public_id, internal_id FROM resources WHERE public_id IN (?,?,?,?)",
+                             public_ids).fetchall())
 
 
 def _series_just_completed(conn: sqlite3.Connection, series_internal: int, index: int | None) -> bool:
@@ -187,10 +198,11 @@ def series_status(expected: int | None, indexes: list[str]) -> str:
     return "Complete" if len(seen) == expected else "Missing"
 
 
-def _enforce_quota(conn: sqlite3.Connection, new: NewInstance, out: StoreOutcome, patient_pid: str) -> None:
-    """MaximumStorageSize / MaximumPatientCount: reject (FullStorage) or recycle the oldest unprotected patients."""
+def _enforce_quota(conn: sqlite3.Connection, new: NewInstance, out: StoreOutcome, patient_pid: str) -> bool:
+    """MaximumStorageSize / MaximumPatientCount: reject (FullStorage) or recycle the oldest unprotected patients.
+    True when patients were recycled."""
     if not new.max_storage_bytes and not new.max_patients:
-        return
+        return False
     incoming = new.attachment[1]
     patient_exists = conn.execute("SELECT 1 FROM resources WHERE public_id=?", (patient_pid,)).fetchone() is not None
 
@@ -205,6 +217,7 @@ def _enforce_quota(conn: sqlite3.Connection, new: NewInstance, out: StoreOutcome
                 return True
         return False
 
+    recycled = False
     while over():
         if new.reject_when_full:
             raise OrthancError(ErrorCode.FullStorage)
@@ -216,6 +229,8 @@ def _enforce_quota(conn: sqlite3.Connection, new: NewInstance, out: StoreOutcome
         removed, delta = _delete_subtree(conn, int(row[0]))
         out.removed_uuids.extend(removed)
         out.delta_bytes += delta
+        recycled = True
+    return recycled
 
 
 def _delete_subtree(conn: sqlite3.Connection, internal_id: int) -> tuple[list[tuple[str, bool]], int]:
