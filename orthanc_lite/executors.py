@@ -10,7 +10,7 @@ import asyncio
 import contextvars
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Final, TypeVar
 
 T = TypeVar("T")
@@ -33,6 +33,10 @@ class Executors:
 
     async def run_dimse(self, fn: Callable[..., T], *args: object) -> T:
         return await _run(self.dimse, fn, *args)
+
+    def submit_io(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """From a worker thread: start fn on the io pool and go on (a file write beside a parse)."""
+        return self.io.submit(fn, *args)
 
     def close(self) -> None:
         if self._closed:

@@ -1,18 +1,21 @@
 """SQLite connections: one writer with group commit, a few readers, each call one thread hop.
 
-Writes are queued; the writer task drains the queue and runs every pending write in ONE
-`BEGIN IMMEDIATE` transaction, each inside its own SAVEPOINT, so that concurrent ingests share one
-commit (and one fsync) while a failing write rolls back alone. Every caller is answered only after
-the commit. Reads run as one sync function on one of the reader connections (WAL: they never block
-the writer). aiosqlite owns the threads; `_execute` runs a function on its thread (Datasette-style).
+Writes are sync functions of a connection. `write_sync(fn)` (from a worker thread: the ingest pipeline
+parses, writes the file and indexes in one hop) and `await write(fn)` (from the loop, run on the writer
+connection's aiosqlite thread) join the same leader/follower group commit: the thread that takes the
+commit lock runs every pending write in ONE `BEGIN IMMEDIATE` transaction, each inside its own SAVEPOINT,
+so that concurrent ingests share one commit while a failing write rolls back alone; the others find their
+write done when they get the lock. Every caller is answered only after the commit. Reads run as one sync
+function on one of the reader connections (WAL: they never block the writer). aiosqlite owns the
+connections' threads; `_execute` runs a function on its thread (Datasette-style).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -30,9 +33,11 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 @dataclass(slots=True)
-class _WriteItem:
+class _PendingWrite:
     fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
+    done: bool = False
+    ok: bool = False
+    value: Any = None
 
 
 @dataclass(slots=True)
@@ -51,22 +56,25 @@ class SqliteEngine:
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = 0
-        self._queue: asyncio.Queue[_WriteItem | None] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._commit_lock = threading.Lock()   # held by the leader while it runs a group transaction
+        self._pending_lock = threading.Lock()  # guards _pending
+        self._pending: list[_PendingWrite] = []
+        self._writer_gone = False              # set under the commit lock once the writer is closing
         self._closed = False
         self.statements = Statements()
 
     async def open(self) -> None:
-        self._writer = await self._connect()
+        # The writer is used by whichever thread leads a group commit, always under the commit lock.
+        self._writer = await self._connect(check_same_thread=False)
         await self._writer._execute(schema.migrate, self._writer._conn)
         for _ in range(self._reader_count):
             self._readers.append(await self._connect())
-        self._writer_task = asyncio.create_task(self._write_loop(), name="index-writer")
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, check_same_thread: bool = True) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (a deferred transaction upgraded
         # to a write gets SQLITE_BUSY at once and ignores busy_timeout).
-        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       check_same_thread=check_same_thread)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
@@ -81,18 +89,22 @@ class SqliteEngine:
             self.statements.log.append(statement)
 
     async def close(self) -> None:
-        """Idempotent: finish queued writes, then close every connection."""
+        """Idempotent: finish the writes already submitted, then close every connection."""
         if self._closed:
             return
         self._closed = True
-        if self._writer_task is not None:
-            await self._queue.put(None)
-            await self._writer_task
+        if self._writer is not None:
+            await self._writer._execute(self._retire_writer)
         for conn in [self._writer, *self._readers]:
             if conn is not None:
                 await conn.close()
         self._readers.clear()
         self._writer = None
+
+    def _retire_writer(self) -> None:
+        with self._commit_lock:
+            self._commit_pending()
+            self._writer_gone = True
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) on a reader connection (one thread hop, a consistent WAL snapshot inside BEGIN)."""
@@ -104,47 +116,41 @@ class SqliteEngine:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) in a savepoint of the next group transaction; answer after COMMIT."""
+        if self._closed or self._writer is None:
+            raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
+        return await self._writer._execute(self.write_sync, fn)  # type: ignore[no-any-return]
+
+    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`write()` for a worker thread (never the loop's: it blocks until the commit)."""
         if self._closed:
             raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_WriteItem(fn, future))
-        return await future
+        item = _PendingWrite(fn)
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._commit_lock:
+            if not item.done:  # nobody took it along: lead a group transaction with everything pending
+                if self._writer_gone:
+                    raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
+                self._commit_pending()
+        if not item.ok:
+            raise item.value
+        return item.value  # type: ignore[no-any-return]
 
-    async def _write_loop(self) -> None:
+    def _commit_pending(self) -> None:
+        """Under the commit lock: one transaction for every pending write, each answered in its item."""
+        with self._pending_lock:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if not batch:
+            return
         assert self._writer is not None
-        writer = self._writer
-        stop = False
-        while not stop:
-            item = await self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            fns = [b.fn for b in batch]
-            try:
-                outcomes = await writer._execute(_write_batch, writer._conn, fns)
-            except BaseException as exc:  # the commit itself failed: every write of the batch failed
-                logger.error("Index transaction failed: %s", exc)
-                err = OrthancError(ErrorCode.Database, str(exc))
-                for b in batch:
-                    if not b.future.done():
-                        b.future.set_exception(err)
-                continue
-            for b, (ok, value) in zip(batch, outcomes):
-                if b.future.done():
-                    continue
-                if ok:
-                    b.future.set_result(value)
-                else:
-                    b.future.set_exception(value)
+        try:
+            outcomes = _write_batch(self._writer._conn, [b.fn for b in batch])
+        except BaseException as exc:  # the commit itself failed: every write of the batch failed
+            logger.error("Index transaction failed: %s", exc)
+            error = exc if isinstance(exc, OrthancError) else OrthancError(ErrorCode.Database, str(exc))
+            outcomes = [(False, error)] * len(batch)
+        for b, (ok, value) in zip(batch, outcomes):
+            b.ok, b.value, b.done = ok, value, True
 
 
 def _read_tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -28,6 +28,10 @@ class SqliteIndex:
     async def store(self, new: NewInstance) -> StoreOutcome:
         return await self.engine.write(functools.partial(writes.store_instance, new=new))
 
+    def store_sync(self, new: NewInstance) -> StoreOutcome:
+        """`store()` from a worker thread: the ingest pipeline indexes in the same hop as it parses."""
+        return self.engine.write_sync(functools.partial(writes.store_instance, new=new))
+
     async def delete(self, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:
         return await self.engine.write(functools.partial(writes.delete_resource, public_id=public_id, level=level, now=now))
 

@@ -1,18 +1,20 @@
 """The upload pipeline, in one straight line (as Orthanc's ServerContext::StoreAfterTranscoding):
-parse + write the attachment (one worker-thread hop) -> one index transaction (group commit) -> notify.
-If the index refuses, the file just written is removed, so storage and index always agree.
+one worker-thread hop parses, writes the attachment and runs the index transaction (group commit with the
+other ingests), then the loop announces the changes. If the index refuses, the file just written is
+removed, so storage and index always agree. One hop, because every loop <-> thread handoff costs a
+wake-up and a GIL handover on the critical path of each instance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import uuid as uuidlib
+from dataclasses import dataclass
 
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..index.writes import NewInstance
-from ..model import MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
+from ..model import ChangeType, MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
 from ..storage.base import StoredFile
 from .context import ServerContext, now_iso
 
@@ -20,42 +22,54 @@ logger = logging.getLogger(__name__)
 
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
-    """Store a DICOM file held in memory (small uploads, no spooling).
-
-    Parsing (cpu pool, holds the GIL) and writing the attachment (io pool, fsync releases it) run side by
-    side; the index sees the instance only once both are done, and a parse failure removes the file.
-    """
-    compress = bool(ctx.settings.StorageCompression)
-    parsing = asyncio.ensure_future(ctx.executors.run_cpu(parse_instance, data, ctx.default_encoding))
-    writing = asyncio.ensure_future(ctx.executors.run_io(ctx.storage.create_from_bytes_sync, data,
-                                                         str(uuidlib.uuid4()), compress))
-    await asyncio.wait((parsing, writing))
-    if parsing.exception() is not None or writing.exception() is not None:
-        if writing.exception() is None:
-            await ctx.storage.remove(writing.result().uuid)
-        error = parsing.exception() or writing.exception()
-        assert error is not None
-        raise error
-    return await _index(ctx, parsing.result(), writing.result(), origin)
+    """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
+    return _announce(ctx, await ctx.executors.run_cpu(_store_bytes_sync, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
-    parsed, stored = await ctx.executors.run_io(_prepare_file, ctx, path, md5)
-    return await _index(ctx, parsed, stored, origin)
+    return _announce(ctx, await ctx.executors.run_io(_store_file_sync, ctx, path, origin, md5))
 
 
-def _prepare_file(ctx: ServerContext, path: str, md5: str | None) -> tuple[ParsedInstance, StoredFile]:
+def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> _Stored:
+    """Worker thread. The attachment is written (io pool: fsync releases the GIL) while this thread parses;
+    the index sees the instance only once both are done, and any failure removes the file."""
+    writing = ctx.executors.submit_io(ctx.storage.create_from_bytes_sync, data, str(uuidlib.uuid4()),
+                                      bool(ctx.settings.StorageCompression))
+    try:
+        parsed = parse_instance(data, ctx.default_encoding)
+    except BaseException:
+        try:
+            ctx.storage.remove_sync(writing.result().uuid)
+        except Exception:  # the write failed too: nothing to remove
+            pass
+        raise
+    return _index_sync(ctx, parsed, writing.result(), origin)
+
+
+def _store_file_sync(ctx: ServerContext, path: str, origin: Origin, md5: str | None) -> _Stored:
     try:
         parsed = parse_instance(path, ctx.default_encoding)
         stored = ctx.storage.create_from_file_sync(path, str(uuidlib.uuid4()), md5, bool(ctx.settings.StorageCompression))
     except BaseException:
         _unlink(path)
         raise
-    return parsed, stored
+    return _index_sync(ctx, parsed, stored, origin)
 
 
-async def _index(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> StoreResult:
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What the worker hands back to the loop: the answer, and the committed changes to announce."""
+
+    result: StoreResult
+    origin: Origin
+    public_ids: tuple[str, str, str, str]
+    changes: list[tuple[int, ChangeType, ResourceLevel, str]]
+    now: str
+
+
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> _Stored:
+    """Worker thread: one index transaction (group commit); the storage follows the index's decision."""
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)
@@ -77,21 +91,29 @@ async def _index(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)
     try:
-        outcome = await ctx.index.store(new)
+        outcome = ctx.index.store_sync(new)
     except BaseException:
-        await ctx.storage.remove(stored.uuid)
+        ctx.storage.remove_sync(stored.uuid)
         raise
     for old_uuid, _compressed in outcome.removed_uuids:
-        await ctx.storage.remove(old_uuid)
+        ctx.storage.remove_sync(old_uuid)
     if outcome.already_stored:
-        await ctx.storage.remove(stored.uuid)
-        logger.info("Already stored: %s (%s)", parsed.instance_public_id, origin.kind)
-        return StoreResult(StoreStatus.AlreadyStored, **result_ids)
-    ctx.publish(outcome.changes, now)
+        ctx.storage.remove_sync(stored.uuid)
+        return _Stored(StoreResult(StoreStatus.AlreadyStored, **result_ids), origin, new.public_ids, [], now)
+    return _Stored(StoreResult(StoreStatus.Success, **result_ids), origin, new.public_ids, outcome.changes, now)
+
+
+def _announce(ctx: ServerContext, stored: _Stored) -> StoreResult:
+    """On the loop, after the commit: publish the changes and restart the stability timers."""
+    result = stored.result
+    if result.status is StoreStatus.AlreadyStored:
+        logger.info("Already stored: %s (%s)", result.instance_id, stored.origin.kind)
+        return result
+    ctx.publish(stored.changes, stored.now)
     for level in (ResourceLevel.PATIENT, ResourceLevel.STUDY, ResourceLevel.SERIES):
-        ctx.stability.touch(level, new.public_ids[level])
-    logger.info("New instance stored: %s (%s)", parsed.instance_public_id, origin.kind)
-    return StoreResult(StoreStatus.Success, **result_ids)
+        ctx.stability.touch(level, stored.public_ids[level])
+    logger.info("New instance stored: %s (%s)", result.instance_id, stored.origin.kind)
+    return result
 
 
 def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict[int, str]:
