@@ -1,6 +1,7 @@
 """The named thread pools. The only module that calls run_in_executor.
 
-cpu: pydicom parsing, pillow/numpy rendering, zip deflate; io: file read/write/fsync/unlink;
+cpu: pydicom parsing, pillow/numpy rendering, zip deflate; io: file read/write/fsync/unlink, and the
+ingest pipeline (parse, fsynced write and index commit in one hop: it mostly waits, so it needs io's width);
 dimse: outbound associations. A long C-MOVE must never starve parsing, hence separate pools.
 """
 
@@ -10,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Final, TypeVar
 
@@ -23,6 +25,11 @@ class Executors:
         self.cpu = ThreadPoolExecutor(max_workers=cpu_workers or max(2, os.cpu_count() or 2), thread_name_prefix="cpu")
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="io")
         self.dimse = ThreadPoolExecutor(max_workers=dimse_workers, thread_name_prefix="dimse")
+        # Held around long pure-Python work (parsing) and by the index's commit. A commit releases the GIL
+        # at every SQL statement; while another thread parses, each re-acquisition waits for the GIL's
+        # switch interval (5 ms), so a 0.5 ms commit took tens of ms under load. Taking turns explicitly,
+        # a commit waits for at most one parse; parsing loses nothing, the GIL serialises it anyway.
+        self.cpu_turn = threading.Lock()
         self._closed = False
 
     async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:

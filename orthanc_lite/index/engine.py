@@ -50,8 +50,10 @@ class Statements:
 
 
 class SqliteEngine:
-    def __init__(self, path: str, readers: int = 2) -> None:
+    def __init__(self, path: str, readers: int = 2, commit_turn: threading.Lock | None = None) -> None:
+        """`commit_turn`: a lock the leader holds while it commits (see Executors.cpu_turn)."""
         self.path = path
+        self._commit_turn = commit_turn or threading.Lock()
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
@@ -144,7 +146,8 @@ class SqliteEngine:
             return
         assert self._writer is not None
         try:
-            outcomes = _write_batch(self._writer._conn, [b.fn for b in batch])
+            with self._commit_turn:
+                outcomes = _write_batch(self._writer._conn, [b.fn for b in batch])
         except BaseException as exc:  # the commit itself failed: every write of the batch failed
             logger.error("Index transaction failed: %s", exc)
             error = exc if isinstance(exc, OrthancError) else OrthancError(ErrorCode.Database, str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
 
 from ..model import AttachmentInfo, Change, ChangeType, ResourceLevel
@@ -14,9 +15,9 @@ from .writes import DeleteOutcome, NewInstance, StoreOutcome
 
 
 class SqliteIndex:
-    def __init__(self, directory: str, readers: int = 2) -> None:
+    def __init__(self, directory: str, readers: int = 2, commit_turn: threading.Lock | None = None) -> None:
         os.makedirs(directory, exist_ok=True)
-        self.engine = SqliteEngine(os.path.join(directory, "index"), readers=readers)
+        self.engine = SqliteEngine(os.path.join(directory, "index"), readers=readers, commit_turn=commit_turn)
 
     async def open(self) -> None:
         await self.engine.open()

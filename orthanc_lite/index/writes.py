@@ -91,6 +91,9 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
     parent: int | None = None
     created_ids: list[tuple[ResourceLevel, int]] = []
     internal_ids: list[int] = []
+    tag_rows: list[tuple[int, int, str]] = []
+    identifier_rows: list[tuple[int, int, str]] = []
+    metadata_rows: list[tuple[int, int, str]] = []
     for level in ResourceLevel:
         pid = new.public_ids[level]
         found = known.get(pid)
@@ -106,31 +109,33 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
             )
             internal = int(cur.lastrowid or 0)
             created_ids.append((level, internal))
-            conn.executemany(
-                "INSERT INTO main_dicom_tags(id, tag, value) VALUES (?,?,?)",
-                [(internal, int(k.replace(",", ""), 16), v) for k, v in tags.items()],
-            )
-            conn.executemany(
-                "INSERT INTO dicom_identifiers(id, tag, value) VALUES (?,?,?)",
-                [(internal, t, normalize_identifier(tags.get(f"{t >> 16:04x},{t & 0xFFFF:04x}", "")))
-                 for t in IDENTIFIER_TAGS[level]],
-            )
-            _set_metadata(conn, internal, MetadataType.MainDicomTagsSignature, signature(level))
+            tag_rows.extend((internal, int(k.replace(",", ""), 16), v) for k, v in tags.items())
+            identifier_rows.extend(
+                (internal, t, normalize_identifier(tags.get(f"{t >> 16:04x},{t & 0xFFFF:04x}", "")))
+                for t in IDENTIFIER_TAGS[level])
+            metadata_rows.append((internal, int(MetadataType.MainDicomTagsSignature), signature(level)))
             out.new_levels.append(level)
         internal_ids.append(internal)
         parent = internal
 
     patient_internal, study_internal, series_internal, instance_internal = internal_ids
-    rows = [(instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items()]
+    metadata_rows.extend((instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items())
     if new.index_in_series is not None:
-        rows.append((instance_internal, int(MetadataType.IndexInSeries), str(new.index_in_series)))
+        metadata_rows.append((instance_internal, int(MetadataType.IndexInSeries), str(new.index_in_series)))
     if ResourceLevel.SERIES in out.new_levels and new.series_expected is not None:
-        rows.append((series_internal, int(MetadataType.ExpectedNumberOfInstances), str(new.series_expected)))
-    rows.extend((internal, int(MetadataType.LastUpdate), new.now)
-                for internal in (patient_internal, study_internal, series_internal))
-    conn.executemany(
-        "INSERT INTO metadata(id, type, value, revision) VALUES (?,?,?,0) "
-        "ON CONFLICT(id, type) DO UPDATE SET value=excluded.value, revision=revision+1", rows)
+        metadata_rows.append((series_internal, int(MetadataType.ExpectedNumberOfInstances), str(new.series_expected)))
+    metadata_rows.extend((internal, int(MetadataType.LastUpdate), new.now)
+                         for internal in (patient_internal, study_internal, series_internal))
+    # One statement per table whatever the row count: each statement is a GIL release and re-acquisition,
+    # and under load every re-acquisition waits behind the threads that parse.
+    conn.execute("INSERT INTO main_dicom_tags(id, tag, value) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+                 (orjson.dumps(tag_rows).decode(),))
+    conn.execute("INSERT INTO dicom_identifiers(id, tag, value) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+                 (orjson.dumps(identifier_rows).decode(),))
+    conn.execute(
+        "INSERT INTO metadata(id, type, value, revision) SELECT value->>0, value->>1, value->>2, 0 FROM json_each(?) "
+        "WHERE true ON CONFLICT(id, type) DO UPDATE SET value=excluded.value, revision=revision+1",
+        (orjson.dumps(metadata_rows).decode(),))
 
     uuid, csize, usize, compression, md5, cmd5 = new.attachment
     conn.execute(

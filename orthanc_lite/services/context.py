@@ -35,7 +35,7 @@ class ServerContext:
         self.settings = settings
         self.executors = Executors()
         self.storage = FilesystemStorage(settings.StorageDirectory, self.executors, fsync=bool(settings.SyncStorageArea))
-        self.index = SqliteIndex(settings.index_directory)
+        self.index = SqliteIndex(settings.index_directory, commit_turn=self.executors.cpu_turn)
         self.bus = ChangeBus()
         self.stability = StabilityTracker(float(settings.StableAge), self._on_stable)
         self.jobs: JobEngine | None = None

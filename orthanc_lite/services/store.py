@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return _announce(ctx, await ctx.executors.run_cpu(_store_bytes_sync, ctx, data, origin))
+    return _announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
@@ -32,24 +32,17 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
 
 
 def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> _Stored:
-    """Worker thread. The attachment is written (io pool: fsync releases the GIL) while this thread parses;
-    the index sees the instance only once both are done, and any failure removes the file."""
-    writing = ctx.executors.submit_io(ctx.storage.create_from_bytes_sync, data, str(uuidlib.uuid4()),
-                                      bool(ctx.settings.StorageCompression))
-    try:
+    """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
+    with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
-    except BaseException:
-        try:
-            ctx.storage.remove_sync(writing.result().uuid)
-        except Exception:  # the write failed too: nothing to remove
-            pass
-        raise
-    return _index_sync(ctx, parsed, writing.result(), origin)
+    stored = ctx.storage.create_from_bytes_sync(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
+    return _index_sync(ctx, parsed, stored, origin)
 
 
 def _store_file_sync(ctx: ServerContext, path: str, origin: Origin, md5: str | None) -> _Stored:
     try:
-        parsed = parse_instance(path, ctx.default_encoding)
+        with ctx.executors.cpu_turn:
+            parsed = parse_instance(path, ctx.default_encoding)
         stored = ctx.storage.create_from_file_sync(path, str(uuidlib.uuid4()), md5, bool(ctx.settings.StorageCompression))
     except BaseException:
         _unlink(path)
