@@ -71,6 +71,14 @@ class Bridge:
         except concurrent.futures.CancelledError:
             raise BridgeError("The call was cancelled (the server is shutting down)") from None
 
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule the plain function `fn(*args)` on the loop without waiting for it."""
+        self._check()
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError as exc:  # the loop closed between _check() and here
+            raise BridgeError(str(exc)) from None
+
     def iterate(self, make: Callable[..., AsyncIterator[T]], *args: Any,
                 timeout: float | None = None) -> Iterator[T]:
         """Pull the items of the async iterator `make(*args)` one loop hop at a time.

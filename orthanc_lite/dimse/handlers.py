@@ -26,7 +26,7 @@ from pynetdicom.events import Event
 
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin
-from ..services.store import store_file
+from ..services.store import announce, store_file_blocking
 from . import policy, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
@@ -170,19 +170,21 @@ class Handlers:
         origin = Origin("DicomProtocol", remote_ip=snap.remote_ip, remote_aet=snap.calling_aet,
                         called_aet=snap.called_aet)
         try:
-            # store_file consumes the file (moved into the storage area, or removed on any failure).
-            result = self.bridge.call(store_file, self.ctx, path, origin, cancel_on_timeout=False)
-        except BridgeError as exc:
-            _unlink(path)
-            logger.warning("C-STORE refused: %s", exc)
-            return status.OUT_OF_RESOURCES
+            # The store (files + the index's group commit) is thread-safe and runs in this association thread;
+            # only the announcement of the changes touches loop objects and crosses the bridge. Two loop
+            # round trips per instance were most of a C-STORE's latency. The file is consumed either way.
+            stored = store_file_blocking(self.ctx, path, origin)
         except OrthancError as exc:
             logger.error("C-STORE from %s failed: %s", snap.calling_aet, exc)
             return status.store_error_status(exc)
         except Exception as exc:  # the store service failed unexpectedly (logged, answered as a failure)
             logger.exception("C-STORE from %s failed", snap.calling_aet)
             return status.store_error_status(exc)
-        return status.store_status(result)
+        try:
+            self.bridge.call_soon(announce, self.ctx, stored)
+        except BridgeError:  # shutting down: the instance is committed, only its notifications are lost
+            logger.info("C-STORE during shutdown: changes of %s not announced", stored.result.instance_id)
+        return status.store_status(stored.result)
 
     def _take_dataset_file(self, event: Event) -> str:
         """Move pynetdicom's temporary file (STORE_RECV_CHUNKED_DATASET) into the storage's incoming folder."""

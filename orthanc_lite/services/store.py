@@ -23,15 +23,15 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return _announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
+    return announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
-    return _announce(ctx, await ctx.executors.run_io(_store_file_sync, ctx, path, origin, md5))
+    return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> _Stored:
+def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
@@ -39,7 +39,9 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> _Store
     return _index_sync(ctx, parsed, stored, origin)
 
 
-def _store_file_sync(ctx: ServerContext, path: str, origin: Origin, md5: str | None) -> _Stored:
+def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
+    """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
+    the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
     try:
         with ctx.executors.cpu_turn:
             parsed = parse_instance(path, ctx.default_encoding)
@@ -51,8 +53,8 @@ def _store_file_sync(ctx: ServerContext, path: str, origin: Origin, md5: str | N
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
-    """What the worker hands back to the loop: the answer, and the committed changes to announce."""
+class StoredInstance:
+    """What a blocking store hands back to the loop: the answer, and the committed changes to announce."""
 
     result: StoreResult
     origin: Origin
@@ -61,7 +63,7 @@ class _Stored:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> _Stored:
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision."""
     settings = ctx.settings
     now = now_iso()
@@ -92,11 +94,11 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
         ctx.storage.remove_sync(old_uuid)
     if outcome.already_stored:
         ctx.storage.remove_sync(stored.uuid)
-        return _Stored(StoreResult(StoreStatus.AlreadyStored, **result_ids), origin, new.public_ids, [], now)
-    return _Stored(StoreResult(StoreStatus.Success, **result_ids), origin, new.public_ids, outcome.changes, now)
+        return StoredInstance(StoreResult(StoreStatus.AlreadyStored, **result_ids), origin, new.public_ids, [], now)
+    return StoredInstance(StoreResult(StoreStatus.Success, **result_ids), origin, new.public_ids, outcome.changes, now)
 
 
-def _announce(ctx: ServerContext, stored: _Stored) -> StoreResult:
+def announce(ctx: ServerContext, stored: StoredInstance) -> StoreResult:
     """On the loop, after the commit: publish the changes and restart the stability timers."""
     result = stored.result
     if result.status is StoreStatus.AlreadyStored:
