@@ -6,9 +6,9 @@ Every entry layer (rest/, dicomweb/, dimse/, jobs/) reaches the core through one
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
@@ -26,8 +26,18 @@ logger = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
-    """UTC, ISO basic, whole seconds: the format of LastUpdate, ReceptionDate and change dates."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    """UTC, ISO basic, whole seconds: the format of LastUpdate, ReceptionDate and change dates.
+    Formatted once per second (each ingest asks several times; strftime showed in profiles)."""
+    global _now_cache
+    second = int(time.time())
+    cached = _now_cache
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y%m%dT%H%M%S", time.gmtime(second)))
+        _now_cache = cached  # one tuple swap: safe from any thread
+    return cached[1]
+
+
+_now_cache: tuple[int, str] = (-1, "")
 
 
 class ServerContext:
