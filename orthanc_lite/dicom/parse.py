@@ -58,13 +58,14 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
         raise OrthancError(ErrorCode.BadFileFormat, "Not a DICOM file")
     tags: dict[ResourceLevel, dict[str, str]] = {}
     codecs = dataset_codecs(ds)
+    # The raw elements by plain int tag, in one pass: `tag in ds` converts every probe to a pydicom Tag,
+    # which cost more than the rest of this function. Decoding raw elements ourselves also costs less
+    # than pydicom's value conversion.
+    present = {int(tag): elem for tag, elem in ds.items()}
     for level, level_tags in MAIN_TAGS.items():
         values: dict[str, str] = {}
         for tag, _name in level_tags:
-            if tag not in ds:
-                continue
-            # The raw element: decoding it ourselves costs less than pydicom's value conversion.
-            elem = ds.get_item(tag, keep_deferred=True)
+            elem = present.get(tag)
             if elem is None:
                 continue
             text = element_string(elem, codecs)
@@ -78,7 +79,7 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     sop_uid = tags[ResourceLevel.INSTANCE].get("0008,0018", "")
     for tag, value in ((0x0020000D, study_uid), (0x0020000E, series_uid), (0x00080018, sop_uid)):
         # As Orthanc's DicomInstanceHasher: an absent tag is InexistentTag (404), an empty one BadFileFormat.
-        if tag not in ds:
+        if tag not in present:
             raise OrthancError(ErrorCode.InexistentTag, f"Missing tag {tag_key(tag)}")
         if not value:
             raise OrthancError(ErrorCode.BadFileFormat,
@@ -88,7 +89,8 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
         transfer_syntax = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
-    sop_class = _string(ds, 0x00080016, codecs) or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
+    sop_class_elem = present.get(0x00080016)
+    sop_class = (element_string(sop_class_elem, codecs) or "" if sop_class_elem is not None else "") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
 
     return ParsedInstance(
         patient_id=patient,
@@ -107,12 +109,6 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
         pixel_data_offset=pixel_offset,
         pixel_data_vr=pixel_vr,
     )
-
-
-def _string(ds: pydicom.Dataset, tag: int, codecs: tuple[str, ...]) -> str:
-    if tag not in ds:
-        return ""
-    return element_string(ds.get_item(tag, keep_deferred=True), codecs) or ""
 
 
 def _int(tags: dict[ResourceLevel, dict[str, str]], level: ResourceLevel, tag: int) -> int | None:

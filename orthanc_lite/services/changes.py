@@ -73,9 +73,11 @@ class StabilityTracker:
             self._task = None
 
     def touch(self, level: ResourceLevel, public_id: str) -> None:
+        was_empty = not self._last_seen
         self._last_seen.pop(public_id, None)  # re-insert at the end: the dict stays ordered by age
         self._last_seen[public_id] = (level, time.monotonic())
-        self._wakeup.set()
+        if was_empty:  # otherwise the oldest deadline can only move later: the sleeping tracker is not late
+            self._wakeup.set()
 
     def forget(self, public_id: str) -> None:
         self._last_seen.pop(public_id, None)
