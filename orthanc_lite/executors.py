@@ -2,7 +2,8 @@
 
 cpu: pydicom parsing, pillow/numpy rendering, zip deflate; io: file read/write/fsync/unlink, and the
 ingest pipeline (parse, fsynced write and index commit in one hop: it mostly waits, so it needs io's width);
-dimse: outbound associations. A long C-MOVE must never starve parsing, hence separate pools.
+dimse: outbound associations; fsync: the fsyncs an ingest overlaps with its index statements. A long C-MOVE
+must never starve parsing, hence separate pools.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Executors:
         self.cpu = ThreadPoolExecutor(max_workers=cpu_workers or max(2, os.cpu_count() or 2), thread_name_prefix="cpu")
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="io")
         self.dimse = ThreadPoolExecutor(max_workers=dimse_workers, thread_name_prefix="dimse")
+        # The fsyncs that an ingest runs beside its index statements. Not the io pool: the io workers
+        # running ingests wait for these, so sharing their pool could leave no thread to run them.
+        self.fsync = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="fsync")
         # Held around long pure-Python work (parsing) and by the index's commit. A commit releases the GIL
         # at every SQL statement; while another thread parses, each re-acquisition waits for the GIL's
         # switch interval (5 ms), so a 0.5 ms commit took tens of ms under load. Taking turns explicitly,
@@ -41,15 +45,15 @@ class Executors:
     async def run_dimse(self, fn: Callable[..., T], *args: object) -> T:
         return await _run(self.dimse, fn, *args)
 
-    def submit_io(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        """From a worker thread: start fn on the io pool and go on (a file write beside a parse)."""
-        return self.io.submit(fn, *args)
+    def submit_fsync(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """From a worker thread: start an fsync and go on (the index statements run meanwhile)."""
+        return self.fsync.submit(fn, *args)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for pool in (self.cpu, self.io, self.dimse):
+        for pool in (self.cpu, self.io, self.dimse, self.fsync):
             pool.shutdown(wait=True, cancel_futures=True)
 
 

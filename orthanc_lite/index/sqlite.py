@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import Future
 import os
 import threading
 from typing import Any
@@ -29,9 +30,10 @@ class SqliteIndex:
     async def store(self, new: NewInstance) -> StoreOutcome:
         return await self.engine.write(functools.partial(writes.store_instance, new=new))
 
-    def store_sync(self, new: NewInstance) -> StoreOutcome:
-        """`store()` from a worker thread: the ingest pipeline indexes in the same hop as it parses."""
-        return self.engine.write_sync(functools.partial(writes.store_instance, new=new))
+    def store_sync(self, new: NewInstance, file_durable: Future[Any] | None = None) -> StoreOutcome:
+        """`store()` from a worker thread: the ingest pipeline indexes in the same hop as it parses. With
+        `file_durable` (the attachment's fsync), the rows are written meanwhile and committed after it."""
+        return self.engine.write_sync(functools.partial(writes.store_instance, new=new), file_durable)
 
     async def delete(self, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:
         return await self.engine.write(functools.partial(writes.delete_resource, public_id=public_id, level=level, now=now))

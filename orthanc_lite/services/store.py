@@ -7,9 +7,11 @@ wake-up and a GIL handover on the critical path of each instance.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import uuid as uuidlib
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..dicom.parse import ParsedInstance, parse_instance
@@ -35,8 +37,10 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> Stored
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
-    stored = ctx.storage.create_from_bytes_sync(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, origin)
+    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
+    # The fsync (about as long as the index statements) runs beside them; the commit waits for it, so no
+    # committed row ever points at a file that a power cut could lose.
+    return _index_sync(ctx, parsed, stored, origin, ctx.executors.submit_fsync(make_durable))
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
@@ -63,7 +67,8 @@ class StoredInstance:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin) -> StoredInstance:
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin,
+                file_durable: Future[None] | None = None) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision."""
     settings = ctx.settings
     now = now_iso()
@@ -86,8 +91,10 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)
     try:
-        outcome = ctx.index.store_sync(new)
+        outcome = ctx.index.store_sync(new, file_durable)
     except BaseException:
+        if file_durable is not None:
+            concurrent.futures.wait([file_durable])  # the file is closed before it is removed
         ctx.storage.remove_sync(stored.uuid)
         raise
     for old_uuid, _compressed in outcome.removed_uuids:

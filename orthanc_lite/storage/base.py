@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,10 @@ class StorageArea(Protocol):
 
     def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
         """Blocking: write an attachment held in memory (called from a worker thread)."""
+        ...
+
+    def write_bytes(self, data: bytes, uuid: str, compress: bool) -> tuple[StoredFile, Callable[[], None]]:
+        """create_from_bytes_sync in two steps: the write, then `make_durable()` (its fsync)."""
         ...
 
     def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:

@@ -11,6 +11,7 @@ import logging
 import os
 import struct
 import zlib
+from typing import Callable
 
 from ..executors import Executors
 from .base import StoredFile
@@ -46,6 +47,13 @@ class FilesystemStorage:
     def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
         """Write a small attachment held in memory, fsynced. Written under its final name: no index row
         references it before this returns, and the start-up check removes files that no row references."""
+        stored, make_durable = self.write_bytes(data, uuid, compress)
+        make_durable()
+        return stored
+
+    def write_bytes(self, data: bytes, uuid: str, compress: bool) -> tuple[StoredFile, Callable[[], None]]:
+        """`create_from_bytes_sync` without its fsync: `make_durable()` (any thread, exactly once) fsyncs and
+        closes the file. The ingest runs it beside its index statements; the commit waits for it."""
         dest = self.path(uuid)
         md5 = hashlib.md5(data).hexdigest()
         payload = struct.pack("<Q", len(data)) + zlib.compress(data, 6) if compress else data
@@ -58,12 +66,20 @@ class FilesystemStorage:
             view = memoryview(payload)
             while view:
                 view = view[os.write(fd, view):]
-            if self._fsync:
-                os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            _unlink_quietly(dest)
+            raise
+
+        def make_durable() -> None:
+            try:
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+
         cmd5 = hashlib.md5(payload).hexdigest() if compress else md5
-        return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress)
+        return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress), make_durable
 
     def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
         """Take ownership of a finished temporary file (renamed when uncompressed)."""
@@ -181,3 +197,10 @@ def _file_md5(path: str) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
