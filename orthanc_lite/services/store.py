@@ -49,11 +49,12 @@ def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str 
     try:
         with ctx.executors.cpu_turn:
             parsed = parse_instance(path, ctx.default_encoding)
-        stored = ctx.storage.create_from_file_sync(path, str(uuidlib.uuid4()), md5, bool(ctx.settings.StorageCompression))
+        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
+                                                      bool(ctx.settings.StorageCompression))
     except BaseException:
         _unlink(path)
         raise
-    return _index_sync(ctx, parsed, stored, origin)
+    return _index_sync(ctx, parsed, stored, origin, ctx.executors.submit_fsync(make_durable))
 
 
 @dataclass(frozen=True, slots=True)

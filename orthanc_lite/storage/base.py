@@ -31,6 +31,11 @@ class StorageArea(Protocol):
         """create_from_bytes_sync in two steps: the write, then `make_durable()` (its fsync)."""
         ...
 
+    def adopt_file(self, src_path: str, uuid: str, md5: str | None,
+                   compress: bool) -> tuple[StoredFile, Callable[[], None]]:
+        """create_from_file_sync in two steps: the move, then `make_durable()` (its fsync)."""
+        ...
+
     def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
         """Blocking twin of create_from_file."""
         ...

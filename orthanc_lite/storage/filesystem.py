@@ -6,6 +6,7 @@ under a real name. All file-system calls run in the io pool.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -83,20 +84,34 @@ class FilesystemStorage:
 
     def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
         """Take ownership of a finished temporary file (renamed when uncompressed)."""
+        stored, make_durable = self.adopt_file(src_path, uuid, md5, compress)
+        make_durable()
+        return stored
+
+    def adopt_file(self, src_path: str, uuid: str, md5: str | None,
+                   compress: bool) -> tuple[StoredFile, Callable[[], None]]:
+        """`create_from_file_sync` without the fsync of an uncompressed file: run `make_durable()` (any
+        thread) before the index commits. Until then no row names the file, and the start-up check
+        removes a file that no row names."""
         dest = self.path(uuid)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         size = os.path.getsize(src_path)
         if not compress:
             if md5 is None:
                 md5 = _file_md5(src_path)
-            if self._fsync:
-                fd = os.open(src_path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
             os.replace(src_path, dest)
-            return StoredFile(uuid, size, size, md5, md5, False)
+            return StoredFile(uuid, size, size, md5, md5, False), functools.partial(self._fsync_path, dest)
+        return self._compress_file(src_path, dest, uuid, size, md5), _nothing
+
+    def _fsync_path(self, path: str) -> None:
+        if self._fsync:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _compress_file(self, src_path: str, dest: str, uuid: str, size: int, md5: str | None) -> StoredFile:
         # zlib-with-size: 8-byte little-endian uncompressed size, then a zlib stream (Orthanc's ZlibCompressor).
         tmp = dest + ".tmp"
         raw_md5 = hashlib.md5()
@@ -204,3 +219,7 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _nothing() -> None:
+    pass
