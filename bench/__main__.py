@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -37,7 +36,6 @@ from .reads import changes_walk, list_latency, settle, single_resource_latency
 from .servers import LITE, ORTHANC, ORTHANC_AVAILABLE, Server, start, storage_bytes
 from .store import StoreShape, load
 
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 LIST_PATHS = ("/studies?expand", "/series?expand", "/patients?expand", "/instances")
 CHECKPOINTS = (25, 50, 75, 100)
 STABLE_AGE = 5   # seconds; reads start once the Stable* changes that follow the ingest are written (both servers)
@@ -249,11 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store: {meta['store']['instances']} instances ({meta['store']['patients']} patients), "
           f"timed ingest subsets of {meta['subset']}, {meta['runs']} runs per latency, {meta['cpus']} CPUs")
     print(report.table(table_rows))
-    path = pathlib.Path(args.json) if args.json else \
-        RESULTS_DIR / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nresults written to {path}")
+    report.write_results(results, args.json, args.quick)
     return 0
 
 

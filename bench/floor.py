@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -47,10 +46,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.dimse import CALLING_AET, QUERIES, TARGETS, FindClient, _cpu_seconds, storescu_ingest
+from bench import report
 from bench.report import INGEST_1_TARGET, INGEST_4_TARGET, Row, _fmt
 from bench.servers import ORTHANC, ORTHANC_AVAILABLE, Server
 
-RESULTS_DIR: Final = pathlib.Path(__file__).resolve().parent / "results"
 FLOOR_AET: Final = "FLOOR"
 KINDS: Final = ("cstore", "cfind", "http")
 # bench/dimse.py query -> its number of study-level answers on the 200-patient store
@@ -494,11 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{results['meta']['instances']} instances, {args.runs} runs per C-FIND latency, "
           f"{results['meta']['cpus']} CPUs")
     print(table(table_rows))
-    path = pathlib.Path(args.json) if args.json else \
-        RESULTS_DIR / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}-floor.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nresults written to {path}")
+    report.write_results(results, args.json, args.quick, '-floor')
     return 0
 
 

@@ -5,6 +5,9 @@ Ratios are always lite / Orthanc: above 1 is better for a throughput, below 1 is
 
 from __future__ import annotations
 
+import datetime
+import json
+import pathlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,3 +141,16 @@ def table(table_rows: list[Row]) -> str:
         if n == 0:
             text.append("  ".join("-" * w for w in widths))
     return "\n".join(text)
+
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def write_results(results: dict[str, Any], json_path: str | None, quick: bool, suffix: str = "") -> pathlib.Path:
+    """Write the results to `json_path`, or to bench/results/<timestamp>[-quick]<suffix>.json; return the path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = pathlib.Path(json_path) if json_path else RESULTS_DIR / f"{stamp}{'-quick' if quick else ''}{suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nresults written to {path}")
+    return path
