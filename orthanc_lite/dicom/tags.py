@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from ..model import ResourceLevel
@@ -100,8 +101,10 @@ def tag_key(tag: int) -> str:
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
 
 
+@functools.cache
 def signature(level: ResourceLevel) -> str:
-    """The MainDicomTags signature of /system: the level's tags, sorted, joined with ';'."""
+    """The MainDicomTags signature of /system: the level's tags, sorted, joined with ';' (stored with every
+    new resource, hence cached)."""
     tags = set(t for t, _ in MAIN_TAGS[level])
     if level is ResourceLevel.SERIES:
         tags.add(0x00400275)  # RequestAttributesSequence is a main tag since 1.12.5
