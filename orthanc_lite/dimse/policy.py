@@ -8,8 +8,6 @@ SOP class settings. Also builds the presentation contexts the SCP accepts for on
 from __future__ import annotations
 
 import enum
-import fnmatch
-import functools
 import logging
 import re
 import threading
@@ -30,6 +28,7 @@ from pynetdicom.sop_class import (
 )
 
 from ..config import Modality, Settings
+from ..dicom.transfer_syntaxes import accepted_syntaxes, wildcard
 
 logger = logging.getLogger(__name__)
 
@@ -49,43 +48,6 @@ IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 EXPLICIT_BE: Final = "1.2.840.10008.1.2.2"
 # Non-storage services accept the uncompressed syntaxes, Explicit LE first (CommandDispatcher.cpp).
 GENERIC_SYNTAXES: Final = (EXPLICIT_LE, EXPLICIT_BE, IMPLICIT_LE)
-
-# Orthanc's DicomTransferSyntax enumeration (1.10.1), plus what pydicom knows: the UIDs that the
-# AcceptedTransferSyntaxes wildcards are expanded against.
-_ORTHANC_SYNTAXES: Final = (
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    *(f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66,
-                                          70, 80, 81, 90, 91, 92, 93, 94, 95, 100, 101, 102, 103, 104, 105,
-                                          106, 107, 108)),
-    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.6.1", "1.2.840.10008.1.20",
-)  # fmt: skip
-
-
-def _known_syntaxes() -> tuple[str, ...]:
-    from pydicom.uid import AllTransferSyntaxes
-
-    out = dict.fromkeys(_ORTHANC_SYNTAXES)
-    out.update(dict.fromkeys(str(ts) for ts in AllTransferSyntaxes))
-    return tuple(out)
-
-
-KNOWN_SYNTAXES: Final = _known_syntaxes()
-
-# The legacy *TransferSyntaxAccepted switches (Orthanc <= 1.8.2), each naming a group of syntaxes.
-SYNTAX_GROUPS: Final[dict[str, tuple[str, ...]]] = {
-    "DeflatedTransferSyntaxAccepted": ("1.2.840.10008.1.2.1.99",),
-    "JpegTransferSyntaxAccepted": tuple(f"1.2.840.10008.1.2.4.{n}" for n in (
-        50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 70)),
-    "Jpeg2000TransferSyntaxAccepted": tuple(f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93)),
-    "JpegLosslessTransferSyntaxAccepted": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
-    "JpipTransferSyntaxAccepted": ("1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.95"),
-    "Mpeg2TransferSyntaxAccepted": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
-    "Mpeg4TransferSyntaxAccepted": tuple(f"1.2.840.10008.1.2.4.{n}" for n in (102, 103, 104, 105, 106)),
-    "H265TransferSyntaxAccepted": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
-    "RleTransferSyntaxAccepted": ("1.2.840.10008.1.2.5",),
-}
-
-
 
 def _storage_sop_classes() -> frozenset[str]:
     """pynetdicom's storage classes plus the retired / trial / non-patient ones DCMTK's list also has
@@ -231,25 +193,8 @@ def _report_disallowed(snap: Snapshot, request: Request) -> None:
                    snap.calling_aet, snap.remote_ip, request.value)
 
 
-@functools.lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """Orthanc's wildcards: "*" any run, "?" one character (fnmatch without [] classes)."""
-    return re.compile(fnmatch.translate(pattern.replace("[", "[[]")))
-
-
-def accepted_storage_syntaxes(patterns: Iterable[str], settings: Settings, configured: bool) -> frozenset[str]:
-    """Expand AcceptedTransferSyntaxes; the legacy *TransferSyntaxAccepted switches apply on top of the
-    configured list (`configured`), not on a list changed at runtime by PUT /tools/accepted-transfer-syntaxes."""
-    regexes = [_wildcard(p.strip()) for p in patterns if p.strip()]
-    out = {ts for ts in KNOWN_SYNTAXES if any(r.fullmatch(ts) for r in regexes)}
-    if configured:
-        for option, group in SYNTAX_GROUPS.items():
-            value = getattr(settings, option, None)
-            if value is True:
-                out.update(group)
-            elif value is False:
-                out.difference_update(group)
-    return frozenset(out)
+_wildcard = wildcard
+accepted_storage_syntaxes = accepted_syntaxes  # the DICOM server's name for it
 
 
 def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accepted_syntaxes: list[str],

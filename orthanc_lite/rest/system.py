@@ -10,12 +10,14 @@ from aiohttp import web
 from pydicom.uid import generate_uid
 
 from .. import __version__, log
+from ..dicom import transfer_syntaxes
 from ..dicom.tags import signature
 from ..dicom.values import ENCODINGS
 from ..errors import ErrorCode, OrthancError
 from ..index.schema import DATABASE_VERSION
 from ..model import ResourceLevel
 from ..services import resources as res
+from ..services.context import ServerContext
 from .helpers import ctx_of, json_response, text_response
 
 logger = logging.getLogger(__name__)
@@ -112,13 +114,14 @@ async def put_default_encoding(request: web.Request) -> web.Response:
 
 @routes.get("/tools/accepted-transfer-syntaxes")
 async def get_accepted_ts(request: web.Request) -> web.Response:
-    """Transfer syntaxes accepted by the C-STORE SCP (wildcards allowed)."""
-    return json_response(ctx_of(request).accepted_transfer_syntaxes)
+    """Transfer syntaxes accepted by the C-STORE SCP, as UIDs (the wildcards expanded, as Orthanc lists them)."""
+    return json_response(_accepted_ts(ctx_of(request)))
 
 
 @routes.put("/tools/accepted-transfer-syntaxes")
 async def put_accepted_ts(request: web.Request) -> web.Response:
-    """Replace the accepted transfer syntaxes (a JSON list or a single string)."""
+    """Replace the accepted transfer syntaxes: a JSON list of UIDs or patterns, or one (JSON or plain text).
+    Answers the new list, expanded; a pattern that matches nothing is no error (Orthanc answers [] too)."""
     ctx = ctx_of(request)
     raw = await request.read()
     try:
@@ -130,7 +133,13 @@ async def put_accepted_ts(request: web.Request) -> web.Response:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise OrthancError(ErrorCode.BadFileFormat, "Expected a list of transfer syntax UIDs")
     ctx.accepted_transfer_syntaxes = value
-    return json_response(value)
+    return json_response(_accepted_ts(ctx))
+
+
+def _accepted_ts(ctx: ServerContext) -> list[str]:
+    patterns = ctx.accepted_transfer_syntaxes
+    configured = list(patterns) == list(ctx.settings.AcceptedTransferSyntaxes)
+    return transfer_syntaxes.listed(transfer_syntaxes.accepted_syntaxes(patterns, ctx.settings, configured))
 
 
 @routes.get("/tools/unknown-sop-class-accepted")

@@ -133,6 +133,7 @@ async def test_accepted_transfer_syntaxes_changed_live(server: orthanc_lite.Serv
                                                        tmp_path: pathlib.Path) -> None:
     async with http.put("/tools/accepted-transfer-syntaxes", json=["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]) as r:
         assert r.status == 200
+        assert await r.json() == ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]
     ok, out = await _store_exact(server.dicom_port, JPEG, tmp_path)
     assert not ok and _no_context(out), out
     ok, out = await _store_exact(server.dicom_port, EXPLICIT, tmp_path)
@@ -140,6 +141,10 @@ async def test_accepted_transfer_syntaxes_changed_live(server: orthanc_lite.Serv
     # wildcards
     async with http.put("/tools/accepted-transfer-syntaxes", data="1.2.840.10008.1.2.4.*") as r:
         assert r.status == 200
+        listed = await r.json()  # the wildcard comes back expanded to UIDs, as Orthanc answers
+        assert "1.2.840.10008.1.2.4.50" in listed and "1.2.840.10008.1.2.1" not in listed
+    async with http.get("/tools/accepted-transfer-syntaxes") as r:
+        assert await r.json() == listed
     ok, out = await _store_exact(server.dicom_port, JPEG, tmp_path)
     assert ok, out
 

@@ -15,6 +15,7 @@ still to be fixed are listed in KNOWN_BUGS: the test then ends as xfail naming t
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 import zipfile
 from collections.abc import Iterator
@@ -387,3 +388,25 @@ def test_delete_answers_statistics_and_changes(tmp_path: pathlib.Path) -> None:
         assert o.body["CountInstances"] == 0
     finally:
         pair.stop()
+
+
+@pytest.mark.parametrize("body", [
+    '["1.2.840.10008.1.2.4.5*", "1.2.840.10008.1.2"]',   # wildcards expand to UIDs, in Orthanc's order
+    '"1.2.840.10008.1.2.1"',                             # one JSON string
+    "*",                                                 # plain text
+    '"9.9.9"',                                           # matches nothing: an empty list, no error
+    "[1, 2]",                                            # not strings: 400
+])
+def test_accepted_transfer_syntaxes(loaded: Loaded, body: str) -> None:
+    pair = loaded.pair
+    default_theirs, default_ours = pair.both("GET", "/tools/accepted-transfer-syntaxes")
+    assert default_ours == default_theirs
+    try:
+        theirs, ours = pair.both("PUT", "/tools/accepted-transfer-syntaxes", data=body)
+        assert ours.status == theirs.status
+        if theirs.status == 200:
+            assert ours.body == theirs.body
+            assert pair.both("GET", "/tools/accepted-transfer-syntaxes")[1].body == theirs.body
+    finally:
+        restore = json.dumps(default_theirs.body)
+        assert all(a.status == 200 for a in pair.both("PUT", "/tools/accepted-transfer-syntaxes", data=restore))
