@@ -12,6 +12,7 @@ connections' threads; `_execute` runs a function on its thread (Datasette-style)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sqlite3
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 256
 BUSY_TIMEOUT_MS = 30_000
+# WAL checkpoints run on a connection of their own every CHECKPOINT_PERIOD_S after writes: inside a commit
+# (SQLite's default, every 1000 pages, ~40 instances here) one took several ms and stalled every ingest behind it.
+CHECKPOINT_PERIOD_S = 0.5
+WRITER_AUTOCHECKPOINT_PAGES = 16_000  # backstop (64 MiB of WAL) should the background checkpoints fall behind
 
 
 @dataclass(slots=True)
@@ -64,6 +69,9 @@ class SqliteEngine:
         self._pending_lock = threading.Lock()  # guards _pending
         self._pending: list[_PendingWrite] = []
         self._writer_gone = False              # set under the commit lock once the writer is closing
+        self._commits = 0                      # group transactions since the last checkpoint
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._closed = False
         self.statements = Statements()
 
@@ -71,10 +79,26 @@ class SqliteEngine:
         # The writer is used by whichever thread leads a group commit, always under the commit lock.
         self._writer = await self._connect(check_same_thread=False)
         await self._writer._execute(schema.migrate, self._writer._conn)
+        await self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
         for _ in range(self._reader_count):
             self._readers.append(await self._connect())
+        self._checkpointer = await self._connect(trace=False)  # not counted: it runs at any moment
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="index-checkpoints")
 
-    async def _connect(self, check_same_thread: bool = True) -> aiosqlite.Connection:
+    async def _checkpoint_loop(self) -> None:
+        assert self._checkpointer is not None
+        checkpointer = self._checkpointer
+        while not self._closed:
+            await asyncio.sleep(CHECKPOINT_PERIOD_S)
+            if not self._commits:
+                continue
+            self._commits = 0
+            try:
+                await checkpointer._execute(_checkpoint, checkpointer._conn)
+            except Exception as exc:  # the writer's backstop checkpoints still bound the WAL
+                logger.warning("Background WAL checkpoint failed: %s", exc)
+
+    async def _connect(self, check_same_thread: bool = True, trace: bool = True) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (a deferred transaction upgraded
         # to a write gets SQLITE_BUSY at once and ignores busy_timeout).
         conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
@@ -84,7 +108,8 @@ class SqliteEngine:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA cache_size=-16000")  # 16 MiB per connection: bounded memory
-        await conn.set_trace_callback(self._trace)
+        if trace:
+            await conn.set_trace_callback(self._trace)
         return conn
 
     def _trace(self, statement: str) -> None:
@@ -97,13 +122,19 @@ class SqliteEngine:
         if self._closed:
             return
         self._closed = True
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            try:
+                await self._checkpoint_task
+            except asyncio.CancelledError:
+                pass
         if self._writer is not None:
             await self._writer._execute(self._retire_writer)
-        for conn in [self._writer, *self._readers]:
+        for conn in [self._writer, *self._readers, self._checkpointer]:
             if conn is not None:
                 await conn.close()
         self._readers.clear()
-        self._writer = None
+        self._writer = self._checkpointer = None
 
     def _retire_writer(self) -> None:
         with self._commit_lock:
@@ -155,8 +186,14 @@ class SqliteEngine:
             logger.error("Index transaction failed: %s", exc)
             error = exc if isinstance(exc, OrthancError) else OrthancError(ErrorCode.Database, str(exc))
             outcomes = [(False, error)] * len(batch)
+        self._commits += 1
         for b, (ok, value) in zip(batch, outcomes):
             b.ok, b.value, b.done = ok, value, True
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # PASSIVE: copies what no reader still needs, never waits for readers nor blocks the writer.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _read_tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
