@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import ErrorCode, OrthancError
+from ..index.normalize import normalize_identifier  # what the identifier columns hold
 from ..model import ResourceLevel
 from .tags import IDENTIFIER_TAGS, MAIN_TAGS, PATIENT_TAGS
 
@@ -359,12 +359,6 @@ def wildcard_regex(pattern: str) -> re.Pattern[str]:
         if len(_REGEX_CACHE) < 1024:
             _REGEX_CACHE[pattern] = compiled
     return compiled
-
-
-def normalize_identifier(value: str) -> str:
-    """Orthanc's NormalizeIdentifier (same as index/normalize.py): trim, strip accents, upper case."""
-    text = unicodedata.normalize("NFKD", value.strip())
-    return "".join(c for c in text if not unicodedata.combining(c)).upper()
 
 
 # --- SQL fragments ------------------------------------------------------------------------------
