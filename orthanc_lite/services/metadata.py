@@ -24,6 +24,7 @@ from ..model import (
     MetadataType,
     ResourceLevel,
 )
+from ..storage.base import StoredFile
 from .context import ServerContext, now_iso
 
 logger = logging.getLogger(__name__)
@@ -248,15 +249,14 @@ async def read_attachment(ctx: ServerContext, info: AttachmentInfo, as_stored: b
 async def _store_bytes(ctx: ServerContext, data: bytes, compress: bool, ftype: int) -> AttachmentInfo:
     file_uuid = str(uuidlib.uuid4())
     stored = await ctx.executors.run_io(ctx.storage.create_from_bytes_sync, data, file_uuid, compress)
-    return _attachment_of(ctx, stored.uuid, stored.uncompressed_size, stored.compressed_size,
-                          stored.uncompressed_md5, stored.compressed_md5, stored.compressed, ftype)
+    return _attachment_of(ctx, stored, ftype)
 
 
-def _attachment_of(ctx: ServerContext, file_uuid: str, usize: int, csize: int, md5: str, cmd5: str,
-                   compressed: bool, ftype: int = 0) -> AttachmentInfo:
+def _attachment_of(ctx: ServerContext, stored: StoredFile, ftype: int) -> AttachmentInfo:
     keep_md5 = bool(ctx.settings.StoreMD5ForAttachments)
-    return AttachmentInfo(file_uuid, ftype, usize, csize, md5 if keep_md5 else "", cmd5 if keep_md5 else "",
-                          COMPRESSION_ZLIB if compressed else COMPRESSION_NONE)
+    return AttachmentInfo(stored.uuid, ftype, stored.uncompressed_size, stored.compressed_size,
+                          stored.uncompressed_md5 if keep_md5 else "", stored.compressed_md5 if keep_md5 else "",
+                          COMPRESSION_ZLIB if stored.compressed else COMPRESSION_NONE)
 
 
 async def _remove_files(ctx: ServerContext, files: list[tuple[str, bool]], owner: str) -> None:
@@ -291,8 +291,7 @@ async def put_attachment(ctx: ServerContext, public_id: str, level: ResourceLeve
             raise
     else:
         stored = await ctx.executors.run_io(ctx.storage.create_from_bytes_sync, data or b"", file_uuid, compress)
-    att = _attachment_of(ctx, stored.uuid, stored.uncompressed_size, stored.compressed_size,
-                         stored.uncompressed_md5, stored.compressed_md5, stored.compressed, ftype)
+    att = _attachment_of(ctx, stored, ftype)
     date = now_iso()
     try:
         revision, removed, change = await ctx.index.set_attachment(public_id, level, att,
