@@ -27,11 +27,8 @@ class SqliteIndex:
         await self.engine.close()
 
     # --- writes -----------------------------------------------------------------------------
-    async def store(self, new: NewInstance) -> StoreOutcome:
-        return await self.engine.write(functools.partial(writes.store_instance, new=new))
-
     def store_sync(self, new: NewInstance, file_durable: Future[Any] | None = None) -> StoreOutcome:
-        """`store()` from a worker thread: the ingest pipeline indexes in the same hop as it parses. With
+        """Store one instance, from a worker thread: the ingest pipeline indexes in the same hop as it parses. With
         `file_durable` (the attachment's fsync), the rows are written meanwhile and committed after it."""
         return self.engine.write_sync(functools.partial(writes.store_instance, new=new), file_durable)
 
@@ -41,22 +38,8 @@ class SqliteIndex:
     async def log_change(self, change: ChangeType, public_id: str, now: str) -> tuple[int, ChangeType, ResourceLevel, str] | None:
         return await self.engine.write(functools.partial(writes.log_change, change=change, public_id=public_id, now=now))
 
-    async def set_metadata(self, internal_id: int, mtype: int, value: str, expected_revision: int | None) -> int:
-        return await self.engine.write(functools.partial(
-            writes.set_metadata, internal_id=internal_id, mtype=mtype, value=value, expected_revision=expected_revision))
-
-    async def delete_metadata(self, internal_id: int, mtype: int, expected_revision: int | None) -> None:
-        await self.engine.write(functools.partial(
-            writes.delete_metadata, internal_id=internal_id, mtype=mtype, expected_revision=expected_revision))
-
     async def set_protected(self, internal_id: int, protected: bool) -> None:
         await self.engine.write(functools.partial(writes.set_protected, patient_internal=internal_id, protected=protected))
-
-    async def add_label(self, internal_id: int, label: str) -> None:
-        await self.engine.write(functools.partial(writes.add_label, internal_id=internal_id, label=label))
-
-    async def remove_label(self, internal_id: int, label: str) -> None:
-        await self.engine.write(functools.partial(writes.remove_label, internal_id=internal_id, label=label))
 
     async def clear_changes(self) -> None:
         await self.engine.write(writes.clear_changes)
@@ -127,12 +110,6 @@ class SqliteIndex:
 
     async def attachments_of(self, internal_id: int) -> dict[int, AttachmentInfo]:
         return await self.engine.read(functools.partial(reads.attachments_of, internal_id=internal_id))
-
-    async def metadata_of(self, internal_id: int) -> dict[int, tuple[str, int]]:
-        return await self.engine.read(functools.partial(reads.metadata_of, internal_id=internal_id))
-
-    async def labels_of(self, internal_id: int) -> list[str]:
-        return await self.engine.read(functools.partial(reads.labels_of, internal_id=internal_id))
 
     async def all_labels(self) -> list[str]:
         return await self.engine.read(reads.all_labels)

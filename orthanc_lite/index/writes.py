@@ -285,24 +285,6 @@ def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now
     return out[0]
 
 
-def set_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, value: str, expected_revision: int | None) -> int:
-    """Create or replace; with expected_revision, a stale revision is a Revision (409) error. Returns the new revision."""
-    row = conn.execute("SELECT revision FROM metadata WHERE id=? AND type=?", (internal_id, mtype)).fetchone()
-    if row is not None and expected_revision is not None and row[0] != expected_revision:
-        raise OrthancError(ErrorCode.Revision)
-    _set_metadata(conn, internal_id, mtype, value)
-    return 0 if row is None else int(row[0]) + 1
-
-
-def delete_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, expected_revision: int | None) -> None:
-    row = conn.execute("SELECT revision FROM metadata WHERE id=? AND type=?", (internal_id, mtype)).fetchone()
-    if row is None:
-        raise OrthancError(ErrorCode.InexistentItem)
-    if expected_revision is not None and row[0] != expected_revision:
-        raise OrthancError(ErrorCode.Revision)
-    conn.execute("DELETE FROM metadata WHERE id=? AND type=?", (internal_id, mtype))
-
-
 def set_protected(conn: sqlite3.Connection, patient_internal: int, protected: bool) -> None:
     if protected:
         conn.execute("INSERT OR IGNORE INTO protected_patients(patient_id) VALUES (?)", (patient_internal,))
