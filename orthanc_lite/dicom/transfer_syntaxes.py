@@ -3,11 +3,10 @@ switches. Shared by the DICOM server (what a C-STORE may use) and GET/PUT /tools
 
 from __future__ import annotations
 
-import fnmatch
-import functools
-import re
 from collections.abc import Iterable
 from typing import Any, Final
+
+from .matching import wildcard_regex
 
 # Orthanc's DicomTransferSyntax enumeration, in its order: what /tools/accepted-transfer-syntaxes lists
 # (checked against Orthanc 1.10.1: `PUT *` answers exactly these).
@@ -48,16 +47,10 @@ SYNTAX_GROUPS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-@functools.lru_cache(maxsize=256)
-def wildcard(pattern: str) -> re.Pattern[str]:
-    """Orthanc's wildcards: "*" any run, "?" one character (fnmatch without [] classes)."""
-    return re.compile(fnmatch.translate(pattern.replace("[", "[[]")))
-
-
 def accepted_syntaxes(patterns: Iterable[str], settings: Any, configured: bool) -> frozenset[str]:
     """Expand AcceptedTransferSyntaxes; the legacy *TransferSyntaxAccepted switches apply on top of the
     configured list (`configured`), not on a list changed at runtime by PUT /tools/accepted-transfer-syntaxes."""
-    regexes = [wildcard(p.strip()) for p in patterns if p.strip()]
+    regexes = [wildcard_regex(p.strip()) for p in patterns if p.strip()]
     out = {ts for ts in KNOWN_SYNTAXES if any(r.fullmatch(ts) for r in regexes)}
     if configured:
         for option, group in SYNTAX_GROUPS.items():

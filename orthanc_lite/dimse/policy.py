@@ -28,7 +28,8 @@ from pynetdicom.sop_class import (
 )
 
 from ..config import Modality, Settings
-from ..dicom.transfer_syntaxes import accepted_syntaxes, wildcard
+from ..dicom.matching import wildcard_regex
+from ..dicom.transfer_syntaxes import accepted_syntaxes
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +183,9 @@ class Snapshot:
 
     def storage_class_ok(self, sop_class: str) -> bool:
         if self.accepted_sop_classes is not None and not any(
-                _wildcard(p).fullmatch(sop_class) for p in self.accepted_sop_classes):
+                wildcard_regex(p).fullmatch(sop_class) for p in self.accepted_sop_classes):
             return False
-        return not any(_wildcard(p).fullmatch(sop_class) for p in self.rejected_sop_classes)
+        return not any(wildcard_regex(p).fullmatch(sop_class) for p in self.rejected_sop_classes)
 
 
 def _report_disallowed(snap: Snapshot, request: Request) -> None:
@@ -193,7 +194,6 @@ def _report_disallowed(snap: Snapshot, request: Request) -> None:
                    snap.calling_aet, snap.remote_ip, request.value)
 
 
-_wildcard = wildcard
 accepted_storage_syntaxes = accepted_syntaxes  # the DICOM server's name for it
 
 
