@@ -134,10 +134,6 @@ class TagConstraint:
             return (not low or v >= fold(low)) and (not high or v <= fold(high))
         return wildcard_regex(fold(self.values[0])).fullmatch(v) is not None
 
-    def matches_any(self, values: Iterable[str]) -> bool:
-        """True when one of `values` matches (ModalitiesInStudy: one of the series modalities)."""
-        return any(self.matches(v) for v in values)
-
 
 @dataclass(frozen=True, slots=True)
 class MetadataConstraint:
@@ -251,10 +247,6 @@ def main_tag_level(tag: int, level: ResourceLevel) -> ResourceLevel | None:
     if best is ResourceLevel.PATIENT and level >= ResourceLevel.STUDY and tag in _PATIENT_TAG_SET:
         return ResourceLevel.STUDY
     return best
-
-
-def is_main_tag(tag: int) -> bool:
-    return tag in _MAIN_LEVELS
 
 
 # --- building constraints -----------------------------------------------------------------------
