@@ -89,7 +89,6 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
         known = _internal_ids(conn, new.public_ids)  # recycling or the overwrite may have removed parents
 
     parent: int | None = None
-    created_ids: list[tuple[ResourceLevel, int]] = []
     internal_ids: list[int] = []
     tag_rows: list[tuple[int, int, str]] = []
     identifier_rows: list[tuple[int, int, str]] = []
@@ -108,7 +107,6 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
                 (int(level), pid, parent, orjson.dumps(tags).decode()),
             )
             internal = int(cur.lastrowid or 0)
-            created_ids.append((level, internal))
             tag_rows.extend((internal, int(k.replace(",", ""), 16), v) for k, v in tags.items())
             identifier_rows.extend(
                 (internal, t, normalize_identifier(tags.get(f"{t >> 16:04x},{t & 0xFFFF:04x}", "")))
