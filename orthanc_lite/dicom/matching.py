@@ -52,7 +52,7 @@ from typing import Final
 from ..errors import ErrorCode, OrthancError
 from ..index.normalize import normalize_identifier  # what the identifier columns hold
 from ..model import ResourceLevel
-from .tags import IDENTIFIER_TAGS, MAIN_TAGS, PATIENT_TAGS
+from .tags import IDENTIFIER_TAGS, MAIN_TAGS, PATIENT_TAGS, tag_key
 
 WILDCARD_VRS: Final = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 RANGE_VRS: Final = frozenset({"DA", "DT", "TM"})
@@ -288,7 +288,7 @@ def dicom_constraint(tag: int, value: str, case_sensitive_pn: bool = False, vr: 
     """
     vr = tag_vr(tag) if vr is None else vr
     if vr == "SQ":
-        raise OrthancError(ErrorCode.ParameterOutOfRange, f"Cannot match on the sequence {_fmt(tag)}")
+        raise OrthancError(ErrorCode.ParameterOutOfRange, f"Cannot match on the sequence {tag_key(tag)}")
     return _constraint(tag, value, case_sensitive_pn if vr == "PN" else True, vr)
 
 
@@ -297,7 +297,7 @@ def _constraint(tag: int, value: str, case_sensitive: bool, vr: str) -> TagConst
         return None
     if vr in RANGE_VRS and "-" in value:
         if "*" in value or "?" in value:
-            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Wildcards are not allowed on tag {_fmt(tag)}")
+            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Wildcards are not allowed on tag {tag_key(tag)}")
         low, _, high = value.partition("-")
         if not low and not high:
             return None
@@ -308,7 +308,7 @@ def _constraint(tag: int, value: str, case_sensitive: bool, vr: str) -> TagConst
         return TagConstraint(tag, MatchKind.LIST, tuple(value.split("\\")), case_sensitive, vr)
     if "*" in value or "?" in value:
         if vr not in WILDCARD_VRS:
-            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Wildcards are not allowed on tag {_fmt(tag)}")
+            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Wildcards are not allowed on tag {tag_key(tag)}")
         return TagConstraint(tag, MatchKind.WILDCARD, (value,), case_sensitive, vr)
     return TagConstraint(tag, MatchKind.EQUAL, (value,), case_sensitive, vr)
 
@@ -322,10 +322,6 @@ def metadata_constraint(metadata: int, value: str, case_sensitive: bool = False)
     if "*" in value or "?" in value:
         return MetadataConstraint(metadata, MatchKind.WILDCARD, (value,), case_sensitive)
     return MetadataConstraint(metadata, MatchKind.EQUAL, (value,), case_sensitive)
-
-
-def _fmt(tag: int) -> str:
-    return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
 
 
 # --- values -------------------------------------------------------------------------------------
