@@ -15,6 +15,7 @@ from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, AttachmentType, ChangeType, MetadataType, ResourceLevel
 from ..dicom.tags import IDENTIFIER_TAGS, signature
 from .normalize import normalize_identifier
+from .reads import find_internal
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,11 +276,11 @@ def delete_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLev
 
 
 def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now: str) -> tuple[int, ChangeType, ResourceLevel, str] | None:
-    row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=?", (public_id,)).fetchone()
-    if row is None:
+    found = find_internal(conn, public_id)
+    if found is None:
         return None
     out: list[tuple[int, ChangeType, ResourceLevel, str]] = []
-    _log_change(conn, out, change, int(row[0]), ResourceLevel(row[1]), public_id, now)
+    _log_change(conn, out, change, found[0], found[1], public_id, now)
     return out[0]
 
 
@@ -346,14 +347,10 @@ RawChange = tuple[int, ChangeType, ResourceLevel, str]
 
 
 def _lookup_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> tuple[int, ResourceLevel]:
-    if level is None:
-        row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=?", (public_id,)).fetchone()
-    else:
-        row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=? AND level=?",
-                           (public_id, int(level))).fetchone()
-    if row is None:
+    found = find_internal(conn, public_id, level)
+    if found is None:
         raise OrthancError(ErrorCode.UnknownResource)
-    return int(row[0]), ResourceLevel(row[1])
+    return found
 
 
 def _text_md5(value: str) -> str:
