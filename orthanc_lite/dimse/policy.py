@@ -28,8 +28,8 @@ from pynetdicom.sop_class import (
 )
 
 from ..config import Modality, Settings
+from ..dicom import transfer_syntaxes
 from ..dicom.matching import wildcard_regex
-from ..dicom.transfer_syntaxes import accepted_syntaxes
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,6 @@ def _report_disallowed(snap: Snapshot, request: Request) -> None:
                    snap.calling_aet, snap.remote_ip, request.value)
 
 
-accepted_storage_syntaxes = accepted_syntaxes  # the DICOM server's name for it
-
-
 def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accepted_syntaxes: list[str],
                   unknown_sop_class_accepted: bool, calling_aet: str, called_aet: str,
                   remote_ip: str) -> Snapshot:
@@ -214,7 +211,7 @@ def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accept
         check_called_aet=bool(settings.DicomCheckCalledAet),
         local_aet=settings.DicomAet,
         strict_aet=strict,
-        storage_syntaxes=accepted_storage_syntaxes(accepted_syntaxes, settings, configured),
+        storage_syntaxes=transfer_syntaxes.accepted_syntaxes(accepted_syntaxes, settings, configured),
         unknown_sop_class_accepted=unknown_sop_class_accepted,
         accepted_sop_classes=tuple(settings.AcceptedSopClasses) if settings.AcceptedSopClasses else None,
         rejected_sop_classes=tuple(settings.RejectedSopClasses or ()),

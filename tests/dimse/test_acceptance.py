@@ -14,6 +14,7 @@ import pytest
 
 import orthanc_lite
 from orthanc_lite.config import Settings
+from orthanc_lite.dicom.transfer_syntaxes import accepted_syntaxes
 from orthanc_lite.dimse import policy
 from tests.conftest import TESTDATA
 from tests.data.make_samples import make_instance
@@ -182,16 +183,16 @@ async def test_accepted_and_rejected_sop_classes(settings: Settings, tmp_path: p
 
 
 def test_wildcard_expansion_and_groups(settings: Settings) -> None:
-    everything = policy.accepted_storage_syntaxes(["1.2.840.10008.1.*"], settings, configured=True)
+    everything = accepted_syntaxes(["1.2.840.10008.1.*"], settings, configured=True)
     assert "1.2.840.10008.1.2.4.50" in everything and "1.2.840.10008.1.2" in everything
-    only = policy.accepted_storage_syntaxes(["1.2.840.10008.1.2.?"], settings, configured=True)
+    only = accepted_syntaxes(["1.2.840.10008.1.2.?"], settings, configured=True)
     assert only == {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5"}
-    no_jpeg = policy.accepted_storage_syntaxes(["1.2.840.10008.1.*"], settings.replace(JpegTransferSyntaxAccepted=False),
-                                               configured=True)
+    no_jpeg = accepted_syntaxes(["1.2.840.10008.1.*"], settings.replace(JpegTransferSyntaxAccepted=False),
+                                configured=True)
     assert "1.2.840.10008.1.2.4.50" not in no_jpeg and "1.2.840.10008.1.2.4.90" in no_jpeg
     # the switches only apply to the configured list, not to one set over REST
-    runtime = policy.accepted_storage_syntaxes(["1.2.840.10008.1.*"], settings.replace(JpegTransferSyntaxAccepted=False),
-                                               configured=False)
+    runtime = accepted_syntaxes(["1.2.840.10008.1.*"], settings.replace(JpegTransferSyntaxAccepted=False),
+                                configured=False)
     assert "1.2.840.10008.1.2.4.50" in runtime
 
 
