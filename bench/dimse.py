@@ -104,12 +104,13 @@ async def storescu_ingest(port: int, aet: str, files: list[pathlib.Path], associ
 
 
 def _cpu_seconds(pid: int | None) -> float:
+    """bench.servers.cpu_seconds, 0.0 without a pid or once the process is gone."""
     if not pid:
         return 0.0
+    from bench.servers import cpu_seconds
+
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(pid)
     except OSError:
         return 0.0
 

@@ -47,12 +47,17 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process (all its threads) so far."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        return cpu_seconds(self.pid)
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads) so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -84,4 +89,4 @@ def storage_bytes(server: Server) -> int:
     return total
 
 
-__all__ = ["LITE", "ORTHANC", "ORTHANC_AVAILABLE", "Server", "start", "storage_bytes"]
+__all__ = ["LITE", "ORTHANC", "ORTHANC_AVAILABLE", "Server", "cpu_seconds", "start", "storage_bytes"]
