@@ -124,12 +124,14 @@ async def _module(request: web.Request, module: str) -> web.Response:
     dictionary = svc.user_dictionary(ctx)
     ignore = svc.parse_ignore_length(request.query.get("ignore-length"), dictionary)
     public_id = request.match_info["id"]
-    if request.match_info["level"] != "instances":
-        first = await svc.first_child_instance(ctx, public_id)
+    if request.match_info["level"] == "instances":
+        attachment = await svc.instance_attachment(ctx, public_id)
+    else:
+        first = await svc.first_child_attachment(ctx, public_id)
         if first is None:
             return _no_answer()
-        public_id = first
-    tags = await svc.with_dataset(ctx, public_id, svc.module_json, module, ignore, dictionary)
+        attachment = first
+    tags = await svc.with_attachment(ctx, attachment, svc.module_json, module, ignore, dictionary)
     return await _json_off_loop(request, _formatted(tags, dicom_format(request, "full")))
 
 

@@ -156,7 +156,11 @@ async def instance_attachment(ctx: ServerContext, public_id: str) -> AttachmentI
     found = await ctx.index.find_internal(public_id, ResourceLevel.INSTANCE)
     if found is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
-    attachment = (await ctx.index.attachments_of(found[0])).get(1)
+    return await _dicom_attachment(ctx, found[0], public_id)
+
+
+async def _dicom_attachment(ctx: ServerContext, internal: int, public_id: str) -> AttachmentInfo:
+    attachment = (await ctx.index.attachments_of(internal)).get(1)
     if attachment is None:
         raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
     return attachment
@@ -220,7 +224,12 @@ def parse_whole(data: bytes, encoding: str) -> LoadedDataset:
 async def with_dataset(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any,
                        whole: bool = False) -> T:
     """Run `fn(loaded, *args)` in the cpu pool on the dataset of one instance."""
-    attachment = await instance_attachment(ctx, public_id)
+    return await with_attachment(ctx, await instance_attachment(ctx, public_id), fn, *args, whole=whole)
+
+
+async def with_attachment(ctx: ServerContext, attachment: AttachmentInfo, fn: Callable[..., T], *args: Any,
+                          whole: bool = False) -> T:
+    """Run `fn(loaded, *args)` in the cpu pool on the dataset behind a DICOM attachment."""
     loaded = await load(ctx, attachment, whole)
     return await ctx.executors.run_cpu(loaded.run, fn, *args)
 
@@ -401,9 +410,9 @@ async def child_instances(ctx: ServerContext, public_id: str) -> list[tuple[str,
     return [(instance, attachment) for instance, _, attachment in await ctx.index.descendant_attachments(internal)]
 
 
-async def first_child_instance(ctx: ServerContext, public_id: str) -> str | None:
-    """instances.front() of Orthanc's GetChildInstances: its depth-first walk pops the newest child
-    first, so this is the newest instance of the newest series of the newest study."""
+async def first_child_attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo | None:
+    """The DICOM attachment of instances.front() of Orthanc's GetChildInstances: its depth-first walk pops
+    the newest child first, so this is the newest instance of the newest series of the newest study."""
     internal, level = await resource_level(ctx, public_id)
     while level < ResourceLevel.SERIES:
         child = ResourceLevel(level + 1)
@@ -412,9 +421,9 @@ async def first_child_instance(ctx: ServerContext, public_id: str) -> str | None
             return None
         internal, level = children[-1].internal_id, child
     if level is ResourceLevel.INSTANCE:
-        return public_id
+        return await _dicom_attachment(ctx, internal, public_id)
     rows = await ctx.index.descendant_attachments(internal)
-    return rows[-1][0] if rows else None
+    return rows[-1][2] if rows else None
 
 
 async def _batches(ctx: ServerContext, instances: list[tuple[str, AttachmentInfo]], fn: Callable[..., T],
