@@ -30,11 +30,14 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from tests.e2e.orthanc_peer import ServerProcess
 
 CALLING_AET: Final = "BENCHSCU"
 STORESCU: Final = shutil.which("storescu", path="/usr/bin:/usr/local/bin")
@@ -49,6 +52,8 @@ QUERIES: Final[dict[str, dict[str, str]]] = {
     "study_all": {},
 }
 HEADLINE_QUERY: Final = "study_name_wildcard"
+# what both servers under test are configured with: BENCHSCU may query them
+KNOWN_SCU: Final[dict[str, Any]] = {"DicomModalities": {"bench": [CALLING_AET, "127.0.0.1", 104]}, "StableAge": 5}
 
 
 def log(message: str) -> None:
@@ -196,24 +201,24 @@ async def cfind_latency(targets: dict[str, tuple[int, str]], runs: int) -> dict[
 # -- servers ---------------------------------------------------------------------------------------
 
 
+def orthanc_process(folder: pathlib.Path) -> ServerProcess:
+    """Real Orthanc on fresh storage in `folder`, knowing BENCHSCU, with TCP_NODELAY=1: a ServerProcess, not
+    started yet (the caller starts and stops it)."""
+    from tests.e2e.orthanc_peer import ORTHANC_BIN, ServerProcess, _base_config
+
+    cfg = _base_config(folder, "RealOrthanc")
+    cfg.update(KNOWN_SCU, Plugins=[])
+    return ServerProcess("orthanc", folder, cfg, [ORTHANC_BIN, str(folder / "config.json")],
+                         extra_env={"TCP_NODELAY": "1"})
+
+
 def _start_pair(workdir: pathlib.Path, with_orthanc: bool) -> dict[str, Any]:
     """Fresh orthanc_lite and (when available) real Orthanc, both knowing BENCHSCU, Orthanc with TCP_NODELAY=1."""
-    from tests.e2e.orthanc_peer import (
-        ORTHANC_AVAILABLE,
-        ORTHANC_BIN,
-        ServerProcess,
-        _base_config,
-        spawn_orthanc_lite,
-    )
+    from tests.e2e.orthanc_peer import ORTHANC_AVAILABLE, spawn_orthanc_lite
 
-    known = {"DicomModalities": {"bench": [CALLING_AET, "127.0.0.1", 104]}, "StableAge": 5}
-    servers: dict[str, Any] = {"orthanc_lite": spawn_orthanc_lite(workdir / "lite", known, timeout=60)}
+    servers: dict[str, Any] = {"orthanc_lite": spawn_orthanc_lite(workdir / "lite", KNOWN_SCU, timeout=60)}
     if with_orthanc and ORTHANC_AVAILABLE:
-        wd = workdir / "orthanc"
-        cfg = _base_config(wd, "RealOrthanc")
-        cfg.update(known, Plugins=[])
-        servers["orthanc"] = ServerProcess("orthanc", wd, cfg, [ORTHANC_BIN, str(wd / "config.json")],
-                                           extra_env={"TCP_NODELAY": "1"}).start(60)
+        servers["orthanc"] = orthanc_process(workdir / "orthanc").start(60)
     return servers
 
 

@@ -45,7 +45,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.dimse import CALLING_AET, QUERIES, TARGETS, FindClient, _cpu_seconds, storescu_ingest
+from bench.dimse import QUERIES, TARGETS, FindClient, _cpu_seconds, orthanc_process, storescu_ingest
 from bench import report
 from bench.report import INGEST_1_TARGET, INGEST_4_TARGET, Row, _fmt
 from bench.servers import ORTHANC, ORTHANC_AVAILABLE, Server
@@ -232,12 +232,7 @@ def bare(kind: str, folder: pathlib.Path) -> Iterator[BareServer]:
 @contextlib.contextmanager
 def orthanc(folder: pathlib.Path) -> Iterator[Server]:
     """Real Orthanc on fresh storage, knowing BENCHSCU, with TCP_NODELAY=1 (as bench/dimse.py starts it)."""
-    from tests.e2e.orthanc_peer import ORTHANC_BIN, ServerProcess, _base_config
-
-    cfg = _base_config(folder, "RealOrthanc")
-    cfg.update({"DicomModalities": {"bench": [CALLING_AET, "127.0.0.1", 104]}, "StableAge": 5, "Plugins": []})
-    proc = ServerProcess("orthanc", folder, cfg, [ORTHANC_BIN, str(folder / "config.json")],
-                         extra_env={"TCP_NODELAY": "1"})
+    proc = orthanc_process(folder)
     try:
         yield Server(ORTHANC, proc.start(START_TIMEOUT))
     finally:
