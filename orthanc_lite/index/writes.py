@@ -51,11 +51,14 @@ class DeleteOutcome:
     delta_bytes: int
 
 
-def _log_change(conn: sqlite3.Connection, out: list[tuple[int, ChangeType, ResourceLevel, str]],
-                change: ChangeType, internal_id: int, level: ResourceLevel, public_id: str, now: str) -> None:
+RawChange = tuple[int, ChangeType, ResourceLevel, str]  # seq, type, level, public id
+
+
+def _log_change(conn: sqlite3.Connection, change: ChangeType, internal_id: int, level: ResourceLevel, public_id: str,
+                now: str) -> RawChange:
     cur = conn.execute("INSERT INTO changes(change_type, internal_id, resource_type, date) VALUES (?,?,?,?)",
                        (int(change), internal_id, int(level), now))
-    out.append((int(cur.lastrowid or 0), change, level, public_id))
+    return int(cur.lastrowid or 0), change, level, public_id
 
 
 def _set_metadata(conn: sqlite3.Connection, internal_id: int, mtype: int, value: str) -> None:
@@ -145,14 +148,16 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
     out.delta_bytes += csize
 
     # Changes: NewInstance first, then the parents that are new (FEATURES.md §5.4).
-    _log_change(conn, out.changes, ChangeType.NewInstance, instance_internal, ResourceLevel.INSTANCE, instance_pid, new.now)
+    out.changes.append(_log_change(conn, ChangeType.NewInstance, instance_internal, ResourceLevel.INSTANCE, instance_pid,
+                                   new.now))
     for level, change in ((ResourceLevel.SERIES, ChangeType.NewSeries), (ResourceLevel.STUDY, ChangeType.NewStudy),
                           (ResourceLevel.PATIENT, ChangeType.NewPatient)):
         if level in out.new_levels:
-            _log_change(conn, out.changes, change, internal_ids[level], level, new.public_ids[level], new.now)
+            out.changes.append(_log_change(conn, change, internal_ids[level], level, new.public_ids[level], new.now))
 
     if _series_just_completed(conn, series_internal, new.index_in_series):
-        _log_change(conn, out.changes, ChangeType.CompletedSeries, series_internal, ResourceLevel.SERIES, series_pid, new.now)
+        out.changes.append(_log_change(conn, ChangeType.CompletedSeries, series_internal, ResourceLevel.SERIES, series_pid,
+                                       new.now))
 
     # The patient becomes the most recently used one, unless it is protected (a protected patient has no
     # row in the order, so "already the most recent" needs no protection check: the usual case is one read).
@@ -275,13 +280,11 @@ def delete_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLev
     return DeleteOutcome(remaining, removed, delta)
 
 
-def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now: str) -> tuple[int, ChangeType, ResourceLevel, str] | None:
+def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now: str) -> RawChange | None:
     found = find_internal(conn, public_id)
     if found is None:
         return None
-    out: list[tuple[int, ChangeType, ResourceLevel, str]] = []
-    _log_change(conn, out, change, found[0], found[1], public_id, now)
-    return out[0]
+    return _log_change(conn, change, found[0], found[1], public_id, now)
 
 
 def set_protected(conn: sqlite3.Connection, patient_internal: int, protected: bool) -> None:
@@ -343,8 +346,6 @@ def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int], attach
 # Orthanc's StatelessDatabaseOperations, a write that targets an existing item with a stale pair is a
 # Revision error (409); a write that creates the item ignores `expected`.
 
-RawChange = tuple[int, ChangeType, ResourceLevel, str]
-
 
 def _lookup_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> tuple[int, ResourceLevel]:
     found = find_internal(conn, public_id, level)
@@ -372,9 +373,7 @@ def set_user_metadata(conn: sqlite3.Connection, public_id: str, level: ResourceL
             raise OrthancError(ErrorCode.Revision)
         revision = int(row[1]) + 1
         conn.execute("UPDATE metadata SET value=?, revision=? WHERE id=? AND type=?", (value, revision, internal, mtype))
-    out: list[RawChange] = []
-    _log_change(conn, out, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
-    return revision, out[0]
+    return revision, _log_change(conn, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
 
 
 def delete_user_metadata(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, mtype: int,
@@ -387,9 +386,7 @@ def delete_user_metadata(conn: sqlite3.Connection, public_id: str, level: Resour
     if expected is not None and (int(row[1]) != expected[0] or _text_md5(row[0]) != expected[1]):
         raise OrthancError(ErrorCode.Revision)
     conn.execute("DELETE FROM metadata WHERE id=? AND type=?", (internal, mtype))
-    out: list[RawChange] = []
-    _log_change(conn, out, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
-    return out[0]
+    return _log_change(conn, ChangeType.UpdatedMetadata, internal, real_level, public_id, now)
 
 
 def _insert_attachment(conn: sqlite3.Connection, internal: int, att: AttachmentInfo, revision: int) -> None:
@@ -416,9 +413,7 @@ def set_attachment(conn: sqlite3.Connection, public_id: str, level: ResourceLeve
         conn.execute("DELETE FROM attachments WHERE id=? AND file_type=?", (internal, att.content_type))
         removed.append((row[0], row[1] != 1))
     _insert_attachment(conn, internal, att, revision)
-    out: list[RawChange] = []
-    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
-    return revision, removed, out[0]
+    return revision, removed, _log_change(conn, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
 
 
 def delete_attachment(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None, file_type: int,
@@ -432,9 +427,8 @@ def delete_attachment(conn: sqlite3.Connection, public_id: str, level: ResourceL
     if expected is not None and (int(row[2]) != expected[0] or row[3] != expected[1]):
         raise OrthancError(ErrorCode.Revision)
     conn.execute("DELETE FROM attachments WHERE id=? AND file_type=?", (internal, file_type))
-    out: list[RawChange] = []
-    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
-    return [(row[0], row[1] != 1)], out[0]
+    change = _log_change(conn, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
+    return [(row[0], row[1] != 1)], change
 
 
 def replace_attachment_file(conn: sqlite3.Connection, public_id: str, old_uuid: str, att: AttachmentInfo,
@@ -450,9 +444,7 @@ def replace_attachment_file(conn: sqlite3.Connection, public_id: str, old_uuid: 
         " compressed_md5=?, revision=revision+1 WHERE id=? AND file_type=?",
         (att.uuid, att.compressed_size, att.uncompressed_size, att.compression, att.uncompressed_md5,
          att.compressed_md5, internal, att.content_type))
-    out: list[RawChange] = []
-    _log_change(conn, out, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
-    return out[0]
+    return _log_change(conn, ChangeType.UpdatedAttachment, internal, real_level, public_id, now)
 
 
 def modify_label(conn: sqlite3.Connection, public_id: str, level: ResourceLevel, label: str, add: bool) -> None:
