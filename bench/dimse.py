@@ -169,6 +169,12 @@ class FindClient:
             self.assoc.release()
 
 
+def percentiles_ms(times_ms: list[float]) -> dict[str, float]:
+    """{p50_ms, p95_ms} of C-FIND latencies in ms."""
+    return {"p50_ms": round(statistics.median(times_ms), 2),
+            "p95_ms": round(sorted(times_ms)[max(0, int(len(times_ms) * 0.95) - 1)], 2)}
+
+
 async def cfind_latency(targets: dict[str, tuple[int, str]], runs: int) -> dict[str, dict[str, Any]]:
     """{query: {server: {p50_ms, p95_ms, answers}}}, alternating the servers query by query."""
     clients = {name: await asyncio.to_thread(FindClient, port, aet) for name, (port, aet) in targets.items()}
@@ -187,9 +193,7 @@ async def cfind_latency(targets: dict[str, tuple[int, str]], runs: int) -> dict[
                         raise RuntimeError(f"{name}: C-FIND {query} ended with status 0x{final:04X}")
                     times[name].append(seconds * 1000)
                     counts[name].add(answers)
-            out[query] = {name: {"p50_ms": round(statistics.median(t), 2),
-                                 "p95_ms": round(sorted(t)[max(0, int(len(t) * 0.95) - 1)], 2),
-                                 "answers": sorted(counts[name])} for name, t in times.items()}
+            out[query] = {name: {**percentiles_ms(t), "answers": sorted(counts[name])} for name, t in times.items()}
             log(f"C-FIND {query}: " + ", ".join(f"{n} p50 {v['p50_ms']} ms ({v['answers']} answers)"
                                                  for n, v in out[query].items()))
     finally:

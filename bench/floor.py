@@ -33,7 +33,6 @@ import pathlib
 import platform
 import select
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.dimse import QUERIES, TARGETS, FindClient, _cpu_seconds, orthanc_process, storescu_ingest
+from bench.dimse import QUERIES, TARGETS, FindClient, _cpu_seconds, orthanc_process, percentiles_ms, storescu_ingest
 from bench import report
 from bench.report import INGEST_1_TARGET, INGEST_4_TARGET, Row, _fmt
 from bench.servers import ORTHANC, ORTHANC_AVAILABLE, Server
@@ -313,8 +312,7 @@ async def measure_cfind(targets: dict[str, tuple[int, str, int]], runs: int) -> 
             out[query] = {}
             for name, t in times.items():
                 cpu = _cpu_seconds(targets[name][2]) - cpu0[name]
-                out[query][name] = {"answers": sorted(counts[name]), "p50_ms": round(statistics.median(t), 2),
-                                    "p95_ms": round(sorted(t)[max(0, int(len(t) * 0.95) - 1)], 2),
+                out[query][name] = {"answers": sorted(counts[name]), **percentiles_ms(t),
                                     "server_cpu_ms_per_query": round(cpu * 1000 / runs, 2)}
             if out[query]["floor"]["answers"] != [n]:
                 raise RuntimeError(f"the bare C-FIND SCP gave {out[query]['floor']['answers']} answers, not {n}")
