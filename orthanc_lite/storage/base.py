@@ -33,11 +33,7 @@ class StorageArea(Protocol):
 
     def adopt_file(self, src_path: str, uuid: str, md5: str | None,
                    compress: bool) -> tuple[StoredFile, Callable[[], None]]:
-        """create_from_file_sync in two steps: the move, then `make_durable()` (its fsync)."""
-        ...
-
-    def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
-        """Blocking twin of create_from_file."""
+        """Blocking create_from_file in two steps: the move, then `make_durable()` (its fsync)."""
         ...
 
     async def read(self, uuid: str) -> bytes:
@@ -52,6 +48,10 @@ class StorageArea(Protocol):
         ...
 
     async def remove(self, uuid: str) -> None:
+        ...
+
+    def remove_sync(self, uuid: str) -> None:
+        """Blocking twin of remove (the ingest pipeline undoes its write from a worker thread)."""
         ...
 
     def incoming_dir(self) -> str:

@@ -43,7 +43,7 @@ class FilesystemStorage:
         return self.path(uuid)
 
     async def create_from_file(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
-        return await self._executors.run_io(self.create_from_file_sync, src_path, uuid, md5, compress)
+        return await self._executors.run_io(self._create_from_file_sync, src_path, uuid, md5, compress)
 
     def create_from_bytes_sync(self, data: bytes, uuid: str, compress: bool) -> StoredFile:
         """Write a small attachment held in memory, fsynced. Written under its final name: no index row
@@ -82,7 +82,7 @@ class FilesystemStorage:
         cmd5 = hashlib.md5(payload).hexdigest() if compress else md5
         return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress), make_durable
 
-    def create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
+    def _create_from_file_sync(self, src_path: str, uuid: str, md5: str | None, compress: bool) -> StoredFile:
         """Take ownership of a finished temporary file (renamed when uncompressed)."""
         stored, make_durable = self.adopt_file(src_path, uuid, md5, compress)
         make_durable()
@@ -90,7 +90,7 @@ class FilesystemStorage:
 
     def adopt_file(self, src_path: str, uuid: str, md5: str | None,
                    compress: bool) -> tuple[StoredFile, Callable[[], None]]:
-        """`create_from_file_sync` without the fsync of an uncompressed file: run `make_durable()` (any
+        """`create_from_file` without the fsync of an uncompressed file: run `make_durable()` (any
         thread) before the index commits. Until then no row names the file, and the start-up check
         removes a file that no row names."""
         dest = self.path(uuid)
