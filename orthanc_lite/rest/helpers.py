@@ -19,8 +19,13 @@ from ..services.context import ServerContext
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
+def json_bytes(data: Any) -> bytes:
+    """The JSON of every answer: indented by 2, keys sorted (as Orthanc's jsoncpp writer)."""
+    return orjson.dumps(data, option=_JSON_OPTS)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data, option=_JSON_OPTS), status=status, headers=headers,
+    return web.Response(body=json_bytes(data), status=status, headers=headers,
                         content_type="application/json", charset="utf-8")
 
 

@@ -9,13 +9,12 @@ import orjson
 from aiohttp import web
 
 from ..services import tags as svc
-from .helpers import bool_arg, ctx_of, json_response
+from .helpers import bool_arg, ctx_of, json_bytes, json_response
 
 routes = web.RouteTableDef()
 
 ID: Final = "{id}"  # any text, as Orthanc: an unknown ID gives the UnknownResource error JSON
 LEVELS3: Final = "{level:patients|studies|series}"
-_JSON_OPTS: Final = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 _RAW_HEADERS: Final = {"X-Content-Type-Options": "nosniff"}  # raw tag values must never be sniffed as HTML
 _MODULES: Final = {"patients": "patient", "studies": "study", "series": "series", "instances": "instance"}
 
@@ -32,18 +31,10 @@ def dicom_format(request: web.Request, default: str) -> str:
     return default
 
 
-def _dumps(data: Any) -> bytes:
-    return orjson.dumps(data, option=_JSON_OPTS)
-
-
 async def _json_off_loop(request: web.Request, data: Any) -> web.Response:
     """A JSON answer serialized in the cpu pool (tag answers can be megabytes)."""
-    body = await ctx_of(request).executors.run_cpu(_dumps, data)
+    body = await ctx_of(request).executors.run_cpu(json_bytes, data)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
-
-
-def _formatted(full: dict[str, Any], fmt: str) -> dict[str, Any]:
-    return svc.format_json(full, fmt)
 
 
 def _no_answer() -> web.Response:
@@ -58,7 +49,7 @@ async def _instance_tags(request: web.Request, fmt: str) -> web.Response:
     ignore = svc.parse_ignore_length(request.query.get("ignore-length"), dictionary)
     full = await svc.with_dataset(ctx, request.match_info["id"], svc.tags_json, ignore, dictionary, whole,
                                   whole=whole)
-    return await _json_off_loop(request, _formatted(full, fmt) if fmt != "full" else full)
+    return await _json_off_loop(request, svc.format_json(full, fmt))
 
 
 @routes.get(f"/instances/{ID}/tags")
@@ -78,7 +69,7 @@ async def instance_header(request: web.Request) -> web.Response:
     """Get the DICOM meta-header (Full format by default; ?simplify, ?short)."""
     ctx = ctx_of(request)
     full = await svc.with_dataset(ctx, request.match_info["id"], svc.header_json, svc.user_dictionary(ctx))
-    return await _json_off_loop(request, _formatted(full, dicom_format(request, "full")))
+    return await _json_off_loop(request, svc.format_json(full, dicom_format(request, "full")))
 
 
 @routes.get(f"/instances/{ID}/content")
@@ -116,7 +107,7 @@ async def instance_frames(request: web.Request) -> web.Response:
 async def shared_tags(request: web.Request) -> web.Response:
     """Get the tags whose value is the same in every child instance (Full format by default)."""
     shared = await svc.shared_tags(ctx_of(request), request.match_info["id"])
-    return await _json_off_loop(request, _formatted(shared, dicom_format(request, "full")))
+    return await _json_off_loop(request, svc.format_json(shared, dicom_format(request, "full")))
 
 
 async def _module(request: web.Request, module: str) -> web.Response:
@@ -132,7 +123,7 @@ async def _module(request: web.Request, module: str) -> web.Response:
             return _no_answer()
         attachment = first
     tags = await svc.with_attachment(ctx, attachment, svc.module_json, module, ignore, dictionary)
-    return await _json_off_loop(request, _formatted(tags, dicom_format(request, "full")))
+    return await _json_off_loop(request, svc.format_json(tags, dicom_format(request, "full")))
 
 
 @routes.get(f"/{{level:patients|studies|series|instances}}/{ID}/module")
@@ -178,6 +169,6 @@ async def instances_tags(request: web.Request) -> web.StreamResponse:
 
 
 def _encode_members(batch: list[tuple[str, dict[str, Any]]]) -> bytes:
-    """Members of a JSON object, formatted as orjson formats the whole object (OPT_INDENT_2 | OPT_SORT_KEYS)."""
-    return b",\n".join(b"  " + orjson.dumps(key) + b": " + _dumps(value).replace(b"\n", b"\n  ")
+    """Members of a JSON object, formatted as json_bytes formats the whole object."""
+    return b",\n".join(b"  " + orjson.dumps(key) + b": " + json_bytes(value).replace(b"\n", b"\n  ")
                        for key, value in batch)
