@@ -338,14 +338,6 @@ def computed_tags(conn: sqlite3.Connection, level: ResourceLevel, ids: list[int]
             found = {int(r[0]): int(r[1]) for r in conn.execute(_COUNT_SQL[depth], (ids_json,))}
             for i in ids:
                 out[i][tag] = str(found.get(i, 0))
-        elif tag == MODALITIES_IN_STUDY and level is ResourceLevel.STUDY:
-            sets: dict[int, set[str]] = {i: set() for i in ids}
-            for pid, value in conn.execute(
-                    "SELECT j.value, m.value FROM json_each(?) j CROSS JOIN resources s ON s.parent_id=j.value "
-                    "CROSS JOIN main_dicom_tags m ON m.id=s.internal_id AND m.tag=?", (ids_json, MODALITY)):
-                sets[int(pid)].add(value)
-            for i in ids:
-                out[i][tag] = "\\".join(sorted(sets[i]))
         elif tag == SOP_CLASSES_IN_STUDY and level is ResourceLevel.STUDY:
             classes: dict[int, set[str]] = {i: set() for i in ids}
             for pid, value in conn.execute(
@@ -431,14 +423,6 @@ def attachments(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[Atta
             "ORDER BY id, file_type", (_ids(ids),)):
         out[int(row[0])].append(AttachmentInfo(row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]))
     return out
-
-
-def public_ids(conn: sqlite3.Connection, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {int(r[0]): str(r[1]) for r in conn.execute(
-        "SELECT internal_id, public_id FROM resources WHERE internal_id IN (SELECT value FROM json_each(?))",
-        (_ids(ids),))}
 
 
 # --- one page: the search and everything its answers need, in one read transaction ---------------
