@@ -34,10 +34,6 @@ class Bridge:
         self.timeout = timeout
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Refuse new calls; calls already running finish normally. Idempotent."""
         self._closed = True

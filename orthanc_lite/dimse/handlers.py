@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -220,7 +219,7 @@ class Handlers:
             parsed = query.parse_find(identifier, bool(self.settings.CaseSensitivePN))
         except OrthancError as exc:
             logger.error("C-FIND request handler has failed: %s", exc)
-            yield status.query_error_status(exc), None
+            yield status.CANNOT_UNDERSTAND, None
             return
         logger.info("DICOM C-Find request at level: %s", parsed.level.type_name)
         encoding = self.ctx.default_encoding
@@ -242,9 +241,9 @@ class Handlers:
             logger.error("C-FIND request handler has failed: %s", exc)
             yield status.CANNOT_UNDERSTAND, None
             return
-        except Exception as exc:
+        except Exception:
             logger.exception("C-FIND request handler has failed")
-            yield status.query_error_status(exc), None
+            yield status.CANNOT_UNDERSTAND, None
             return
         finally:
             if stream is not None and not stream.finished:
@@ -404,11 +403,4 @@ class Handlers:
         return status.SUCCESS, None
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-__all__ = ["Handlers", "set_nodelay", "threading"]
+__all__ = ["Handlers", "set_nodelay"]

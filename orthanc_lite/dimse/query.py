@@ -1,8 +1,8 @@
 """C-FIND / C-MOVE / C-GET identifiers <-> the search service (services/find.py), as Orthanc's
 OrthancFindRequestHandler and OrthancMoveRequestHandler read them.
 
-Sync and pure except `find_batches` / `lookup_instances`, the two coroutines that the association thread
-runs on the loop through the bridge.
+Sync and pure except `FindStream` and `lookup_instances`, which the association thread runs on the loop
+through the bridge.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from pydicom import config
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -41,8 +40,6 @@ SERIES_INSTANCE_UID: Final = 0x0020000E
 SOP_INSTANCE_UID: Final = 0x00080018
 ACCESSION_NUMBER: Final = 0x00080050
 
-_LEVEL_NAMES: Final = {ResourceLevel.PATIENT: "PATIENT", ResourceLevel.STUDY: "STUDY",
-                       ResourceLevel.SERIES: "SERIES", ResourceLevel.INSTANCE: "IMAGE"}
 _NUMBER_VRS: Final = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
 _BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"})
 FIND_BATCH: Final = 100
@@ -296,10 +293,3 @@ async def lookup_instances(ctx: ServerContext, retrieve: Retrieve) -> list[Insta
                                           info.metadata.get(int(MetadataType.SopClassUid), ""),
                                           info.metadata.get(int(MetadataType.TransferSyntax), "")))
     return out
-
-
-def vr_of(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"

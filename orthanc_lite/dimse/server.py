@@ -227,7 +227,7 @@ async def dicom_server_context(app: web.Application) -> AsyncIterator[None]:
             ctx.extra.pop(DICOM_SERVER_KEY, None)
 
 
-__all__ = ["Any", "DicomServer", "dicom_server_context"]
+__all__ = ["DicomServer", "dicom_server_context"]
 
 
 def _wake_acceptors(servers: list[Any]) -> None:

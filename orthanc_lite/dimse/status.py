@@ -5,29 +5,20 @@ Values follow PS3.4 Annex B/C and the statuses Orthanc 1.10.1 answers (DCMTK's S
 
 from __future__ import annotations
 
-import logging
 from typing import Final
 
 from ..errors import ErrorCode, OrthancError
 from ..model import StoreResult, StoreStatus
 
-logger = logging.getLogger(__name__)
-
 SUCCESS: Final = 0x0000
 PENDING: Final = 0xFF00
-PENDING_WARNING: Final = 0xFF01          # C-FIND: optional keys not supported
 CANCEL: Final = 0xFE00                   # also Orthanc's "too many C-FIND results" final status
-WARNING_SUBOPS_FAILED: Final = 0xB000    # C-MOVE/C-GET: sub-operations complete, one or more failures
 OUT_OF_RESOURCES: Final = 0xA700         # C-STORE: storage full (MaximumStorageMode Reject)
-MOVE_OUT_OF_RESOURCES_SUBOPS: Final = 0xA702  # C-MOVE/C-GET: unable to perform sub-operations
-MOVE_DESTINATION_UNKNOWN: Final = 0xA801
-IDENTIFIER_MISMATCH: Final = 0xA900      # dataset does not match SOP class / bad identifier
 CANNOT_UNDERSTAND: Final = 0xC000        # C-STORE "cannot understand"; C-FIND/MOVE/GET "unable to process"
 PROCESSING_FAILURE: Final = 0x0110       # N-ACTION / N-EVENT-REPORT processing failure
 NO_SUCH_SOP_CLASS: Final = 0x0118
 
 # Storage commitment FailureReason (0008,1197) values (PS3.4 J.3.2.1.3)
-COMMITMENT_PROCESSING_FAILURE: Final = 0x0110
 COMMITMENT_NO_SUCH_OBJECT: Final = 0x0112
 COMMITMENT_CLASS_INSTANCE_CONFLICT: Final = 0x0119
 
@@ -43,9 +34,4 @@ def store_error_status(exc: BaseException) -> int:
     """The C-STORE status of a failed store: 0xA700 when the storage is full, else 0xC000."""
     if isinstance(exc, OrthancError) and exc.code is ErrorCode.FullStorage:
         return OUT_OF_RESOURCES
-    return CANNOT_UNDERSTAND
-
-
-def query_error_status(exc: BaseException) -> int:
-    """C-FIND / C-MOVE / C-GET: Orthanc answers 0xC000 (unable to process) for any handler failure."""
     return CANNOT_UNDERSTAND
