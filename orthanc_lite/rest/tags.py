@@ -31,10 +31,15 @@ def dicom_format(request: web.Request, default: str) -> str:
     return default
 
 
-async def _json_off_loop(request: web.Request, data: Any) -> web.Response:
-    """A JSON answer serialized in the cpu pool (tag answers can be megabytes)."""
-    body = await ctx_of(request).executors.run_cpu(json_bytes, data)
+async def _json_off_loop(request: web.Request, full: dict[str, Any], fmt: str) -> web.Response:
+    """Full-format tags as a JSON answer in `fmt`, simplified and serialized in the cpu pool (tag answers can be
+    megabytes)."""
+    body = await ctx_of(request).executors.run_cpu(_format_and_encode, full, fmt)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _format_and_encode(full: dict[str, Any], fmt: str) -> bytes:
+    return json_bytes(svc.format_json(full, fmt))
 
 
 def _no_answer() -> web.Response:
@@ -49,7 +54,7 @@ async def _instance_tags(request: web.Request, fmt: str) -> web.Response:
     ignore = svc.parse_ignore_length(request.query.get("ignore-length"), dictionary)
     full = await svc.with_dataset(ctx, request.match_info["id"], svc.tags_json, ignore, dictionary, whole,
                                   whole=whole)
-    return await _json_off_loop(request, svc.format_json(full, fmt))
+    return await _json_off_loop(request, full, fmt)
 
 
 @routes.get(f"/instances/{ID}/tags")
@@ -69,7 +74,7 @@ async def instance_header(request: web.Request) -> web.Response:
     """Get the DICOM meta-header (Full format by default; ?simplify, ?short)."""
     ctx = ctx_of(request)
     full = await svc.with_dataset(ctx, request.match_info["id"], svc.header_json, svc.user_dictionary(ctx))
-    return await _json_off_loop(request, svc.format_json(full, dicom_format(request, "full")))
+    return await _json_off_loop(request, full, dicom_format(request, "full"))
 
 
 @routes.get(f"/instances/{ID}/content")
@@ -107,7 +112,7 @@ async def instance_frames(request: web.Request) -> web.Response:
 async def shared_tags(request: web.Request) -> web.Response:
     """Get the tags whose value is the same in every child instance (Full format by default)."""
     shared = await svc.shared_tags(ctx_of(request), request.match_info["id"])
-    return await _json_off_loop(request, svc.format_json(shared, dicom_format(request, "full")))
+    return await _json_off_loop(request, shared, dicom_format(request, "full"))
 
 
 async def _module(request: web.Request, module: str) -> web.Response:
@@ -123,7 +128,7 @@ async def _module(request: web.Request, module: str) -> web.Response:
             return _no_answer()
         attachment = first
     tags = await svc.with_attachment(ctx, attachment, svc.module_json, module, ignore, dictionary)
-    return await _json_off_loop(request, svc.format_json(tags, dicom_format(request, "full")))
+    return await _json_off_loop(request, tags, dicom_format(request, "full"))
 
 
 @routes.get(f"/{{level:patients|studies|series|instances}}/{ID}/module")
