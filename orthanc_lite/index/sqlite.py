@@ -27,9 +27,9 @@ class SqliteIndex:
         await self.engine.close()
 
     # --- writes -----------------------------------------------------------------------------
-    def store_sync(self, new: NewInstance, file_durable: Future[Any] | None = None) -> StoreOutcome:
-        """Store one instance, from a worker thread: the ingest pipeline indexes in the same hop as it parses. With
-        `file_durable` (the attachment's fsync), the rows are written meanwhile and committed after it."""
+    def store_sync(self, new: NewInstance, file_durable: Future[Any]) -> StoreOutcome:
+        """Store one instance, from a worker thread: the ingest pipeline indexes in the same hop as it parses. The
+        rows are written while `file_durable` (the attachment's fsync) runs, and committed only after it."""
         return self.engine.write_sync(functools.partial(writes.store_instance, new=new), file_durable)
 
     async def delete(self, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:

@@ -11,8 +11,8 @@ import concurrent.futures
 import logging
 import os
 import uuid as uuidlib
-from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Callable
 
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..index.writes import NewInstance
@@ -38,9 +38,7 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> Stored
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    # The fsync (about as long as the index statements) runs beside them; the commit waits for it, so no
-    # committed row ever points at a file that a power cut could lose.
-    return _index_sync(ctx, parsed, stored, origin, ctx.executors.submit_fsync(make_durable))
+    return _index_sync(ctx, parsed, stored, make_durable, origin)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
@@ -54,7 +52,7 @@ def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str 
     except BaseException:
         _unlink(path)
         raise
-    return _index_sync(ctx, parsed, stored, origin, ctx.executors.submit_fsync(make_durable))
+    return _index_sync(ctx, parsed, stored, make_durable, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +66,12 @@ class StoredInstance:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin,
-                file_durable: Future[None] | None = None) -> StoredInstance:
-    """Worker thread: one index transaction (group commit); the storage follows the index's decision."""
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, make_durable: Callable[[], None],
+                origin: Origin) -> StoredInstance:
+    """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
+    fsync (`make_durable`, about as long as the index statements) runs beside them; the commit waits for it, so
+    no committed row ever points at a file that a power cut could lose."""
+    file_durable = ctx.executors.submit_fsync(make_durable)
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)
@@ -94,8 +95,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
     try:
         outcome = ctx.index.store_sync(new, file_durable)
     except BaseException:
-        if file_durable is not None:
-            concurrent.futures.wait([file_durable])  # the file is closed before it is removed
+        concurrent.futures.wait([file_durable])  # the file is closed before it is removed
         ctx.storage.remove_sync(stored.uuid)
         raise
     for old_uuid, _compressed in outcome.removed_uuids:
