@@ -49,13 +49,19 @@ IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 EXPLICIT_BE: Final = "1.2.840.10008.1.2.2"
 # Non-storage services accept the uncompressed syntaxes, Explicit LE first (CommandDispatcher.cpp).
 GENERIC_SYNTAXES: Final = (EXPLICIT_LE, EXPLICIT_BE, IMPLICIT_LE)
+# The uncompressed syntaxes in storage order: real Orthanc 1.10.1 picks Implicit LE over Big Endian when a
+# context offers both.
+UNCOMPRESSED: Final = (EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE)
+
+_PYNETDICOM_STORAGE: Final = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
+
 
 def _storage_sop_classes() -> frozenset[str]:
     """pynetdicom's storage classes plus the retired / trial / non-patient ones DCMTK's list also has
     (e.g. Ultrasound Image Storage (Retired), which real scanners still send)."""
     from pydicom._uid_dict import UID_dictionary
 
-    out = {str(uid) for uid in _STORAGE_CLASSES.values()}
+    out = set(_PYNETDICOM_STORAGE)
     for uid, entry in UID_dictionary.items():
         name, kind = entry[0], entry[1]
         if kind == "SOP Class" and "Storage" in name and "Commitment" not in name:
@@ -64,7 +70,6 @@ def _storage_sop_classes() -> frozenset[str]:
 
 
 STORAGE_SOP_CLASSES: Final = _storage_sop_classes()
-_PYNETDICOM_STORAGE: Final = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
 
 
 class Request(enum.Enum):
@@ -221,8 +226,6 @@ def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accept
 
 # -- presentation contexts -----------------------------------------------------------------------
 
-# Real Orthanc 1.10.1 picks Implicit LE over Big Endian when a context offers both.
-_STORAGE_ORDER: Final = (EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE)
 _registered_unknown: set[str] = set()
 _register_lock = threading.Lock()
 
@@ -285,15 +288,15 @@ def build_contexts(snap: Snapshot, requested: Iterable[PresentationContext],
                 wanted.setdefault(uid, {})[str(ts)] = None
     out: list[PresentationContext] = []
     for uid, syntaxes in services.items():
-        out.append(_context(uid, syntaxes, both_roles=(uid == STORAGE_COMMITMENT)))
+        out.append(context(uid, syntaxes, both_roles=(uid == STORAGE_COMMITMENT)))
     for uid, found in wanted.items():
-        ordered = [ts for ts in _STORAGE_ORDER if ts in found] + sorted(ts for ts in found if ts not in _STORAGE_ORDER)
+        ordered = [ts for ts in UNCOMPRESSED if ts in found] + sorted(ts for ts in found if ts not in UNCOMPRESSED)
         _ensure_storage_service(uid)
-        out.append(_context(uid, ordered, both_roles=uid in roles))
+        out.append(context(uid, ordered, both_roles=uid in roles))
     return out
 
 
-def _context(uid: str, syntaxes: Iterable[str], both_roles: bool) -> PresentationContext:
+def context(uid: str, syntaxes: Iterable[str], both_roles: bool = False) -> PresentationContext:
     cx = PresentationContext()
     cx.abstract_syntax = UID(uid)
     cx.transfer_syntax = [UID(ts) for ts in syntaxes]

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 from pynetdicom import AE, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128
-UNCOMPRESSED = (policy.EXPLICIT_LE, policy.IMPLICIT_LE, policy.EXPLICIT_BE)
 
 
 def _nodelay_handlers() -> Any:
@@ -47,23 +45,16 @@ def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationConte
                 by_class[sop_class][ts] = None
     contexts: list[PresentationContext] = []
     for sop_class, syntaxes in by_class.items():
-        compressed = [ts for ts in syntaxes if ts not in UNCOMPRESSED]
+        compressed = [ts for ts in syntaxes if ts not in policy.UNCOMPRESSED]
         for ts in compressed:
-            contexts.append(_context(sop_class, [ts]))
-        contexts.append(_context(sop_class, [policy.EXPLICIT_LE, policy.IMPLICIT_LE]))
+            contexts.append(policy.context(sop_class, [ts]))
+        contexts.append(policy.context(sop_class, [policy.EXPLICIT_LE, policy.IMPLICIT_LE]))
     if len(contexts) > MAX_CONTEXTS:
         logger.warning("Too many SOP classes to propose (%d contexts): keeping %d", len(contexts), MAX_CONTEXTS)
         contexts = contexts[:MAX_CONTEXTS]
     for i, cx in enumerate(contexts):
         cx.context_id = 2 * i + 1
     return contexts
-
-
-def _context(sop_class: str, syntaxes: Sequence[str]) -> PresentationContext:
-    cx = PresentationContext()
-    cx.abstract_syntax = UID(sop_class)
-    cx.transfer_syntax = [UID(ts) for ts in syntaxes]
-    return cx
 
 
 def store_association_kwargs(server: DicomServer, modality: Modality, instances: Sequence[InstanceToSend],
@@ -97,9 +88,9 @@ def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
         if not as_requestor and not cx.as_scu:
             continue
         usable.append(str(cx.transfer_syntax[0]))
-    if not usable or ts in usable or ts in UNCOMPRESSED:
+    if not usable or ts in usable or ts in policy.UNCOMPRESSED:
         return
-    if any(u in UNCOMPRESSED for u in usable):
+    if any(u in policy.UNCOMPRESSED for u in usable):
         try:
             dataset.decompress()
         except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
@@ -156,7 +147,7 @@ def send_commitment_report(local_aet: str, modality: Modality, transaction_uid: 
                            success: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str, int]],
                            timeout: float | None, max_pdu: int) -> bool:
     """N-EVENT-REPORT of a storage commitment result, on a new association where we play the SCP role."""
-    cx = _context(policy.STORAGE_COMMITMENT, policy.GENERIC_SYNTAXES)
+    cx = policy.context(policy.STORAGE_COMMITMENT, policy.GENERIC_SYNTAXES)
     cx.context_id = 1
     # We send the N-EVENT-REPORT, which is the Storage Commitment SCP's part: ask for the SCP role.
     role = build_role(policy.STORAGE_COMMITMENT, scu_role=False, scp_role=True)
