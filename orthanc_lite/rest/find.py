@@ -70,6 +70,13 @@ def _as_bool(body: dict[str, Any], key: str) -> bool:
     raise _bad(f"Field \"{key}\" should be a Boolean")
 
 
+def _metadata_type(ctx: ServerContext, name: str) -> int:
+    try:
+        return metadata_type(ctx.settings, name)
+    except OrthancError:
+        raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown metadata: {name}") from None
+
+
 class ParsedFind:
     """A validated /tools/find body."""
 
@@ -130,11 +137,7 @@ class ParsedFind:
         for name, value in body.get("MetadataQuery", {}).items():
             if not isinstance(value, str):
                 raise _bad(f"Tag \"{name}\" should be associated with a string")
-            try:
-                mtype = metadata_type(ctx.settings, name)
-            except OrthancError:
-                raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown metadata: {name}") from None
-            mc = metadata_constraint(mtype, value, case_sensitive)
+            mc = metadata_constraint(_metadata_type(ctx, name), value, case_sensitive)
             if mc is not None:
                 metadata.append(mc)
 
@@ -180,11 +183,8 @@ class ParsedFind:
             if is_tag:
                 order_by.append(OrderBy(tag=parse_tag(order_key), cast=cast, descending=direction == "DESC"))
             else:
-                try:
-                    mtype = metadata_type(ctx.settings, order_key)
-                except OrthancError:
-                    raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown metadata: {order_key}") from None
-                order_by.append(OrderBy(metadata=mtype, cast=cast, descending=direction == "DESC"))
+                order_by.append(OrderBy(metadata=_metadata_type(ctx, order_key), cast=cast,
+                                        descending=direction == "DESC"))
 
         self.content: frozenset[str] | None = None
         if "ResponseContent" in body:
