@@ -360,9 +360,7 @@ class Handlers:
         """Read a stored instance; decompress it when the peer accepted only uncompressed syntaxes for its
         SOP class (Orthanc transcodes when the context requires it)."""
         try:
-            data = self.ctx.storage.read_sync(instance.attachment.uuid,
-                                              compressed=instance.attachment.compression == 2)
-            dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+            dataset = pydicom.dcmread(io.BytesIO(instance.read_sync(self.ctx.storage)), force=True)
         except Exception:  # missing or damaged file: a failed sub-operation (logged)
             logger.exception("Cannot read instance %s for a C-MOVE/C-GET", instance.public_id)
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pydicom import config
 from pydicom.dataelem import DataElement
@@ -28,6 +28,9 @@ from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, MetadataType, ResourceLevel
 from ..services.context import ServerContext
 from ..services.find import FindAnswer, FindCursor, FindRequest, with_database_limit
+
+if TYPE_CHECKING:
+    from ..storage.filesystem import FilesystemStorage
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +270,10 @@ class InstanceToSend:
     attachment: AttachmentInfo
     sop_class: str
     transfer_syntax: str
+
+    def read_sync(self, storage: FilesystemStorage) -> bytes:
+        """The stored DICOM file (blocking: an association thread or the dimse pool)."""
+        return storage.read_sync(self.attachment.uuid, compressed=self.attachment.compression == 2)
 
 
 async def lookup_instances(ctx: ServerContext, retrieve: Retrieve) -> list[InstanceToSend]:

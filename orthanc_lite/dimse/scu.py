@@ -19,6 +19,7 @@ from ..config import Modality
 from . import policy, status
 
 if TYPE_CHECKING:
+    from ..storage.filesystem import FilesystemStorage
     from .query import InstanceToSend
     from .server import DicomServer
 
@@ -108,7 +109,7 @@ def _associate(local_aet: str, modality: Modality, contexts: list[PresentationCo
                         max_pdu=max_pdu, ext_neg=ext_neg, evt_handlers=_nodelay_handlers())
 
 
-def store_instances(local_aet: str, modality: Modality, instances: Sequence[InstanceToSend], read: Any,
+def store_instances(local_aet: str, modality: Modality, instances: Sequence[InstanceToSend], storage: FilesystemStorage,
                     timeout: float | None, max_pdu: int, originator_aet: str | None = None,
                     originator_id: int | None = None) -> tuple[int, int]:
     """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
@@ -123,7 +124,7 @@ def store_instances(local_aet: str, modality: Modality, instances: Sequence[Inst
     try:
         for instance in instances:
             try:
-                dataset = pydicom.dcmread(io.BytesIO(read(instance)), force=True)
+                dataset = pydicom.dcmread(io.BytesIO(instance.read_sync(storage)), force=True)
                 adapt_to_contexts(dataset, assoc, as_requestor=True)
                 rsp = assoc.send_c_store(dataset, originator_aet=originator_aet, originator_id=originator_id)
                 ok = rsp is not None and "Status" in rsp and int(rsp.Status) in (0x0000, 0xB000, 0xB007, 0xB006)

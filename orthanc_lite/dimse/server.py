@@ -148,14 +148,10 @@ class DicomServer:
                                     originator_aet: str, originator_id: int) -> None:
         """SynchronousCMove = false: the sub-operations run as a tracked background job."""
         ctx = self.ctx
-        storage = ctx.storage
-
-        def read(instance: InstanceToSend) -> bytes:
-            return storage.read_sync(instance.attachment.uuid, compressed=instance.attachment.compression == 2)
 
         async def job() -> None:
             completed, failed = await ctx.executors.run_dimse(
-                scu.store_instances, self._local_aet(modality), modality, instances, read,
+                scu.store_instances, self._local_aet(modality), modality, instances, ctx.storage,
                 self._scu_timeout(modality), int(ctx.settings.MaximumPduLength), originator_aet, originator_id)
             logger.warning("C-MOVE job to %s finished: %d sent, %d failed", modality.AET, completed, failed)
 
