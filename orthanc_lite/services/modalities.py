@@ -51,12 +51,6 @@ class Registry:
             raise OrthancError(ErrorCode.InexistentItem, f"Unknown Orthanc peer: {name}")
         return found
 
-    def modality_by_aet(self, aet: str, strict: bool = False) -> list[tuple[str, Modality]]:
-        """Modalities whose AET matches (case-insensitive unless StrictAetComparison)."""
-        if strict:
-            return [(k, m) for k, m in self.modalities.items() if m.AET == aet]
-        return [(k, m) for k, m in self.modalities.items() if m.AET.upper() == aet.upper()]
-
     async def put_modality(self, name: str, body: Any) -> None:
         _check_name(name)
         try:
