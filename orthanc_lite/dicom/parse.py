@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 
 from .. import ids
 from ..errors import ErrorCode, OrthancError
@@ -38,6 +39,15 @@ class ParsedInstance:
     pixel_data_vr: str | None
 
 
+class UnreadableDicom(OrthancError):
+    """BadFileFormat for input that cannot be read as DICOM at all. A readable dataset that the store refuses
+    (a missing or empty UID) raises a plain OrthancError: over DICOM, Orthanc answers the first 0xC000 and
+    the second 0xA700."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(ErrorCode.BadFileFormat, details)
+
+
 def parse_instance(source: str | os.PathLike[str] | bytes, default_encoding: str = "Latin1") -> ParsedInstance:
     """Read a file (path or bytes) up to its pixel data; OrthancError(BadFileFormat) for anything not DICOM."""
     try:
@@ -48,20 +58,22 @@ def parse_instance(source: str | os.PathLike[str] | bytes, default_encoding: str
         raise
     except Exception as exc:  # pydicom raises many exception types on garbage
         size = len(source) if isinstance(source, bytes) else _size(source)
-        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse an invalid DICOM file (size: {size} bytes)") from exc
+        raise UnreadableDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes)") from exc
     return summarize(ds, pixel_offset, pixel_vr)
 
 
 def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: str | None = None) -> ParsedInstance:
     """Build the ParsedInstance of an already-read dataset."""
     if len(ds) == 0 and not getattr(ds, "file_meta", None):
-        raise OrthancError(ErrorCode.BadFileFormat, "Not a DICOM file")
+        raise UnreadableDicom("Not a DICOM file")
     tags: dict[ResourceLevel, dict[str, str]] = {}
     codecs = dataset_codecs(ds)
     # The raw elements by plain int tag, in one pass: `tag in ds` converts every probe to a pydicom Tag,
     # which cost more than the rest of this function. Decoding raw elements ourselves also costs less
     # than pydicom's value conversion.
     present = {int(tag): elem for tag, elem in ds.items()}
+    if any(_truncated(elem) for elem in present.values()):
+        raise UnreadableDicom("Cannot parse an invalid DICOM file (an element runs past the end of the data)")
     for level, level_tags in MAIN_TAGS.items():
         values: dict[str, str] = {}
         for tag, _name in level_tags:
@@ -117,6 +129,14 @@ def _int(tags: dict[ResourceLevel, dict[str, str]], level: ResourceLevel, tag: i
         return int(float(text)) if text else None
     except ValueError:
         return None
+
+
+def _truncated(elem: object) -> bool:
+    """A raw element whose value is shorter than its declared length: pydicom reads past the end of the
+    data without complaint, DCMTK (so Orthanc) does not."""
+    if not isinstance(elem, RawDataElement) or not isinstance(elem.value, bytes) or elem.length == 0xFFFFFFFF:
+        return False
+    return len(elem.value) < elem.length
 
 
 def _index_in_series(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:

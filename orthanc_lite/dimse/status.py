@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..errors import ErrorCode, OrthancError
+from ..dicom.parse import UnreadableDicom
+from ..errors import OrthancError
 from ..model import StoreResult, StoreStatus
 
 SUCCESS: Final = 0x0000
 PENDING: Final = 0xFF00
 CANCEL: Final = 0xFE00                   # also Orthanc's "too many C-FIND results" final status
-OUT_OF_RESOURCES: Final = 0xA700         # C-STORE: storage full (MaximumStorageMode Reject)
+OUT_OF_RESOURCES: Final = 0xA700         # C-STORE refused by the store (storage full, missing UID...)
 CANNOT_UNDERSTAND: Final = 0xC000        # C-STORE "cannot understand"; C-FIND/MOVE/GET "unable to process"
 PROCESSING_FAILURE: Final = 0x0110       # N-ACTION / N-EVENT-REPORT processing failure
 NO_SUCH_SOP_CLASS: Final = 0x0118
@@ -31,7 +32,9 @@ def store_status(result: StoreResult) -> int:
 
 
 def store_error_status(exc: BaseException) -> int:
-    """The C-STORE status of a failed store: 0xA700 when the storage is full, else 0xC000."""
-    if isinstance(exc, OrthancError) and exc.code is ErrorCode.FullStorage:
+    """The C-STORE status of a failed store, as Orthanc's StoreScp: 0xC000 when the dataset cannot be read
+    at all, 0xA700 ("refused: out of resources") for any error of the store itself, such as a full storage
+    in Reject mode or a missing StudyInstanceUID (checked against Orthanc 1.10.1)."""
+    if isinstance(exc, OrthancError) and not isinstance(exc, UnreadableDicom):
         return OUT_OF_RESOURCES
     return CANNOT_UNDERSTAND

@@ -201,6 +201,33 @@ async def test_unparseable_dataset_is_0xC000_and_leaves_nothing(server: orthanc_
     assert os.listdir(incoming) == []
 
 
+async def test_refused_dataset_is_0xA700_and_leaves_nothing(server: orthanc_lite.Server,
+                                                            http: aiohttp.ClientSession) -> None:
+    """Readable, but without (or with an empty) StudyInstanceUID: refused as Orthanc refuses it, 0xA700."""
+    missing = pydicom.dcmread(io.BytesIO(make_instance("P-REFUSED")))
+    del missing.StudyInstanceUID
+    empty = pydicom.dcmread(io.BytesIO(make_instance("P-REFUSED")))
+    empty.StudyInstanceUID = ""
+    statuses = await in_thread(_store_datasets, server.dicom_port, [missing, empty])
+    assert statuses == [0xA700, 0xA700]
+    assert await _get(http, "/instances") == []
+    assert os.listdir(server.context.storage.incoming_dir()) == []
+
+
+async def test_command_without_sop_instance_uid_aborts_at_once(server: orthanc_lite.Server,
+                                                               http: aiohttp.ClientSession) -> None:
+    """pynetdicom's chunked receive raises on such a command set: the association is aborted, the peer does
+    not wait for a network timeout, and the server goes on."""
+    ds = pydicom.dcmread(io.BytesIO(make_instance("P-NO-UID")))
+    ds.SOPInstanceUID = ""
+    started = asyncio.get_running_loop().time()
+    statuses = await in_thread(_store_datasets, server.dicom_port, [ds])
+    assert statuses == [None]
+    assert asyncio.get_running_loop().time() - started < 10
+    assert await _get(http, "/instances") == []
+    assert await in_thread(_echo, server.dicom_port) == 0x0000
+
+
 async def test_full_storage_in_reject_mode_is_0xA700(settings: Settings) -> None:
     s = settings.replace(MaximumPatientCount=1, MaximumStorageMode="Reject")
     async with orthanc_lite.serve(s, host="127.0.0.1") as srv:
