@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from pydicom import config
+from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -180,15 +181,28 @@ def answer_dataset(query: FindQuery, answer: FindAnswer, retrieve_aet: str, enco
     term = ENCODINGS.get(encoding, "")
     if term:
         ds.SpecificCharacterSet = term
+    codec = _answer_codec(term)
     ds.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", query.level_text, validation_mode=_IGNORE))
     ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet, validation_mode=_IGNORE))
     for tag, vr in query.keys:
         if tag == RETRIEVE_AE_TITLE:
             continue
-        ds.add(make_element(tag, vr, answer.value(tag)))
+        value = answer.value(tag)
+        if value and codec:
+            # Characters the answer's character set cannot hold are dropped, as Orthanc's conversion from
+            # UTF-8 does ("Test-éüäöò" in Latin1 for a name with Greek letters), not replaced by "?".
+            value = value.encode(codec, "ignore").decode(codec)
+        ds.add(make_element(tag, vr, value))
     for tag in query.sequences:
         ds.add(DataElement(tag, "SQ", DicomSequence([])))
     return ds
+
+
+def _answer_codec(term: str) -> str | None:
+    """The Python codec of an answer's SpecificCharacterSet term (ISO_IR 6 is plain ASCII)."""
+    if term == "ISO_IR 6":
+        return "ascii"
+    return python_encoding.get(term) if term else None
 
 
 def make_element(tag: int, vr: str, value: str | None) -> DataElement:
