@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
@@ -92,6 +93,11 @@ def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
     if not usable or ts in usable or ts in policy.UNCOMPRESSED:
         return
     if any(u in policy.UNCOMPRESSED for u in usable):
+        if "PixelData" not in dataset:
+            # Nothing is compressed (e.g. a compressed syntax without pixel data, which Orthanc sends too):
+            # its elements are Explicit VR Little Endian already; only the label changes.
+            dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            return
         try:
             dataset.decompress()
         except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
