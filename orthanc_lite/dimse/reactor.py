@@ -165,17 +165,7 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 elif self._is_transport_event():
                     self._idle_timer.restart()
             except Exception as exc:  # noqa: BLE001 -
-                pynetdicom.dul.LOGGER.error("Exception in DUL.run(), aborting association")
-                pynetdicom.dul.LOGGER.exception(exc)
-                abort_pdu = A_ABORT_RQ()
-                abort_pdu.source = 0x02
-                abort_pdu.reason_diagnostic = 0x00
-                if self.socket is not None:
-                    self.socket.send(abort_pdu.encode())
-                self.assoc.is_aborted = True
-                self.assoc.is_established = False
-                self.assoc._kill = True
-                self._kill_thread = True
+                _abort(self, exc)
                 return
 
             try:
@@ -192,9 +182,29 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 logger.info("Ending the DUL thread on an invalid event: %s", exc)
                 self._kill_thread = True
                 break
+            except Exception as exc:  # noqa: BLE001 - e.g. a C-STORE command set without its SOP instance
+                # UID (pynetdicom's chunked decoding raises): the original ends the thread and leaves the
+                # peer waiting for the network timeout; abort the association instead.
+                _abort(self, exc)
+                return
             sleep = False
     finally:
         self._ol_waker.close()  # type: ignore[attr-defined]
+
+
+def _abort(self: DULServiceProvider, exc: Exception) -> None:
+    """As pynetdicom's DUL.run() on an error: log, send an A-ABORT, mark the association dead."""
+    pynetdicom.dul.LOGGER.error("Exception in DUL.run(), aborting association")
+    pynetdicom.dul.LOGGER.exception(exc)
+    abort_pdu = A_ABORT_RQ()
+    abort_pdu.source = 0x02
+    abort_pdu.reason_diagnostic = 0x00
+    if self.socket is not None:
+        self.socket.send(abort_pdu.encode())
+    self.assoc.is_aborted = True
+    self.assoc.is_established = False
+    self.assoc._kill = True
+    self._kill_thread = True
 
 
 def _assoc_run_reactor(self: Association) -> None:
