@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import aiohttp
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pynetdicom import AE
 
 import orthanc_lite
 from orthanc_lite.config import Settings
@@ -37,10 +39,11 @@ class Pair:
 @pytest.fixture
 async def pair(settings: Settings, tmp_path: pathlib.Path) -> AsyncIterator[Pair]:
     orthanc_dicom = free_port()
-    s = settings.replace(DicomAet="LITE", DicomAlwaysAllowFind=True,
+    s = settings.replace(DicomAet="LITE", DicomAlwaysAllowFind=True, DicomAlwaysAllowGet=True,
                          DicomModalities={"orthanc": ["ORTHANC", "127.0.0.1", orthanc_dicom]})
     async with orthanc_lite.serve(s, host="127.0.0.1") as lite:
         config = {"DicomPort": orthanc_dicom, "DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True,
+                  "DicomAlwaysAllowGet": True,
                   "DicomModalities": {"lite": ["LITE", "127.0.0.1", lite.dicom_port]}}
         orthanc = await asyncio.to_thread(spawn_orthanc, tmp_path / "orthanc", config)
         try:
@@ -148,3 +151,72 @@ async def test_same_failure_statuses_as_orthanc(pair: Pair) -> None:
         outputs.append(result.output)
     for out in outputs:
         assert "Final Find Response (Failed: UnableToProcess)" in out, out
+
+
+def _store_statuses(port: int, aet: str, datasets: list[pydicom.Dataset]) -> list[int | None]:
+    ae = AE(ae_title="STORESCU")
+    for ds in datasets:
+        ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title=aet)
+    assert assoc.is_established
+    try:
+        return [int(rsp.Status) if "Status" in (rsp := assoc.send_c_store(ds)) else None for ds in datasets]
+    finally:
+        assoc.release()
+
+
+def _dataset(**changes: object) -> pydicom.Dataset:
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "REFUSED", generate_uid(), generate_uid()
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+async def test_same_cstore_statuses_as_orthanc(pair: Pair) -> None:
+    """A readable dataset that the store refuses (missing or empty StudyInstanceUID) is 0xA700 for both."""
+    datasets = [_dataset(StudyInstanceUID=None), _dataset(StudyInstanceUID=""), _dataset()]
+    ours = await asyncio.to_thread(_store_statuses, pair.lite.dicom_port, "LITE", datasets)
+    theirs = await asyncio.to_thread(_store_statuses, pair.orthanc.dicom_port, "ORTHANC", datasets)
+    assert ours == theirs == [0xA700, 0xA700, 0x0000]
+
+
+async def test_same_cfind_names_as_orthanc_in_latin1(pair: Pair, tmp_path: pathlib.Path) -> None:
+    """Answers go out in DefaultEncoding (Latin1): characters it cannot hold are dropped, as Orthanc does."""
+    for f in sorted((TESTDATA / "Encodings").glob("*.dcm")):
+        await _upload(pair.lite_http, f.read_bytes())
+        await _upload(pair.orthanc_http, f.read_bytes())
+    keys = ["QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientName=*", "SpecificCharacterSet"]
+    ours = await _findscu(pair.lite.dicom_port, "LITE", keys, tmp_path / "lite")
+    theirs = await _findscu(pair.orthanc.dicom_port, "ORTHANC", keys, tmp_path / "orthanc")
+
+    def names(answers: list[pydicom.Dataset]) -> dict[str, bytes]:
+        return {str(d.StudyInstanceUID): d["PatientName"].value.original_string for d in answers}
+
+    assert len(theirs) >= 10
+    assert names(ours) == names(theirs)
+
+
+async def test_cget_relabels_a_compressed_syntax_without_pixel_data(pair: Pair, tmp_path: pathlib.Path) -> None:
+    """JPEG Lossless syntax but no pixel data, asked by a getscu that accepts only uncompressed syntaxes:
+    Orthanc sends it, and so do we."""
+    f = TESTDATA / "2017-06-27-XSSInjection.dcm"
+    await _upload(pair.lite_http, f.read_bytes())
+    await _upload(pair.orthanc_http, f.read_bytes())
+    study_uid = str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID)
+    received = []
+    for port, aet in ((pair.lite.dicom_port, "LITE"), (pair.orthanc.dicom_port, "ORTHANC")):
+        out = tmp_path / aet
+        out.mkdir()
+        result = await run_tool("getscu", "-S", "-aet", "GETSCU", "-aec", aet, "-od", out,
+                                "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
+                                "127.0.0.1", str(port))
+        assert result.ok, result.output
+        received.append(len(list(out.iterdir())))
+    assert received == [1, 1]
