@@ -15,6 +15,7 @@ from ..app_keys import CONTEXT
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services.context import ServerContext
+from ..storage.base import unlink_quietly
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
@@ -138,16 +139,10 @@ async def _spool(ctx: ServerContext, stream: Any, first: list[bytes], size: int,
         await ctx.executors.run_io(f.close)
     except BaseException:
         f.close()
-        await ctx.executors.run_io(_unlink_quietly, path)
+        await ctx.executors.run_io(unlink_quietly, path)
         raise
     return SpooledBody(path, size, md5.hexdigest(), head)
 
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def max_body_bytes(ctx: ServerContext) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import uuid as uuidlib
 import zlib
@@ -24,7 +23,7 @@ from ..model import (
     MetadataType,
     ResourceLevel,
 )
-from ..storage.base import StoredFile
+from ..storage.base import StoredFile, unlink_quietly
 from .context import ServerContext, now_iso
 
 logger = logging.getLogger(__name__)
@@ -278,7 +277,7 @@ async def put_attachment(ctx: ServerContext, public_id: str, level: ResourceLeve
     """
     if not is_user_content_type(ftype):
         if spooled is not None:
-            await ctx.executors.run_io(_unlink_quietly, spooled[0])
+            await ctx.executors.run_io(unlink_quietly, spooled[0])
         raise OrthancError(ErrorCode.ForbiddenAccess, "Only user attachments (1024..65535) can be modified")
     compress = bool(ctx.settings.StorageCompression)
     file_uuid = str(uuidlib.uuid4())
@@ -287,7 +286,7 @@ async def put_attachment(ctx: ServerContext, public_id: str, level: ResourceLeve
         try:
             stored = await ctx.storage.create_from_file(path, file_uuid, md5, compress)
         except BaseException:
-            await ctx.executors.run_io(_unlink_quietly, path)
+            await ctx.executors.run_io(unlink_quietly, path)
             raise
     else:
         stored = await ctx.executors.run_io(ctx.storage.create_from_bytes_sync, data or b"", file_uuid, compress)
@@ -305,12 +304,6 @@ async def put_attachment(ctx: ServerContext, public_id: str, level: ResourceLeve
                 public_id, revision)
     return revision, stored.uncompressed_md5
 
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 async def delete_attachment(ctx: ServerContext, public_id: str, level: ResourceLevel | None, ftype: int,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Callable
@@ -17,7 +16,7 @@ from typing import Callable
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..index.writes import NewInstance
 from ..model import ChangeType, MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
-from ..storage.base import StoredFile
+from ..storage.base import StoredFile, unlink_quietly
 from .context import ServerContext, now_iso
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str 
         stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
                                                       bool(ctx.settings.StorageCompression))
     except BaseException:
-        _unlink(path)
+        unlink_quietly(path)
         raise
     return _index_sync(ctx, parsed, stored, make_durable, origin)
 
@@ -140,9 +139,3 @@ def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict
         meta[MetadataType.PixelDataVR] = parsed.pixel_data_vr
     return {int(k): v for k, v in meta.items()}
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

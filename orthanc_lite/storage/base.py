@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -57,3 +58,12 @@ class StorageArea(Protocol):
     def incoming_dir(self) -> str:
         """Where request bodies are spooled, on the same file system so that create_from_file is a rename."""
         ...
+
+
+def unlink_quietly(path: str) -> None:
+    """Best-effort removal of a spooled or half-written file: never raises (the start-up check removes
+    whatever a failure leaves in the storage area)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

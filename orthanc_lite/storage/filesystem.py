@@ -15,7 +15,7 @@ import zlib
 from typing import Callable
 
 from ..executors import Executors
-from .base import StoredFile
+from .base import StoredFile, unlink_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class FilesystemStorage:
                 view = view[os.write(fd, view):]
         except BaseException:
             os.close(fd)
-            _unlink_quietly(dest)
+            unlink_quietly(dest)
             raise
 
         def make_durable() -> None:
@@ -213,12 +213,6 @@ def _file_md5(path: str) -> str:
             h.update(chunk)
     return h.hexdigest()
 
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _nothing() -> None:
