@@ -62,6 +62,12 @@ def accepted_syntaxes(patterns: Iterable[str], settings: Any, configured: bool) 
     return frozenset(out)
 
 
+def in_effect(patterns: Iterable[str], settings: Any) -> frozenset[str]:
+    """The syntaxes accepted now: the switches apply while the list is still the configured one."""
+    patterns = list(patterns)
+    return accepted_syntaxes(patterns, settings, patterns == list(settings.AcceptedTransferSyntaxes))
+
+
 def listed(accepted: frozenset[str]) -> list[str]:
     """The accepted syntaxes as Orthanc lists them: its own UIDs, in its order."""
     return [ts for ts in ORTHANC_SYNTAXES if ts in accepted]

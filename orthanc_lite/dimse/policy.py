@@ -204,7 +204,6 @@ def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accept
                   remote_ip: str) -> Snapshot:
     strict = bool(settings.StrictAetComparison)
     always = frozenset(r for r, option in _ALWAYS_ALLOW.items() if getattr(settings, option))
-    configured = list(accepted_syntaxes) == list(settings.AcceptedTransferSyntaxes)
     worklists = settings.Worklists
     return Snapshot(
         calling_aet=calling_aet,
@@ -216,7 +215,7 @@ def make_snapshot(settings: Settings, modalities: Mapping[str, Modality], accept
         check_called_aet=bool(settings.DicomCheckCalledAet),
         local_aet=settings.DicomAet,
         strict_aet=strict,
-        storage_syntaxes=transfer_syntaxes.accepted_syntaxes(accepted_syntaxes, settings, configured),
+        storage_syntaxes=transfer_syntaxes.in_effect(accepted_syntaxes, settings),
         unknown_sop_class_accepted=unknown_sop_class_accepted,
         accepted_sop_classes=tuple(settings.AcceptedSopClasses) if settings.AcceptedSopClasses else None,
         rejected_sop_classes=tuple(settings.RejectedSopClasses or ()),

@@ -137,9 +137,7 @@ async def put_accepted_ts(request: web.Request) -> web.Response:
 
 
 def _accepted_ts(ctx: ServerContext) -> list[str]:
-    patterns = ctx.accepted_transfer_syntaxes
-    configured = list(patterns) == list(ctx.settings.AcceptedTransferSyntaxes)
-    return transfer_syntaxes.listed(transfer_syntaxes.accepted_syntaxes(patterns, ctx.settings, configured))
+    return transfer_syntaxes.listed(transfer_syntaxes.in_effect(ctx.accepted_transfer_syntaxes, ctx.settings))
 
 
 @routes.get("/tools/unknown-sop-class-accepted")
