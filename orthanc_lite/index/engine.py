@@ -138,7 +138,8 @@ class SqliteEngine:
 
     def _retire_writer(self) -> None:
         with self._commit_lock:
-            self._commit_pending()
+            while self._pending:  # every write submitted before close, however many batches that takes
+                self._commit_pending()
             self._writer_gone = True
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
