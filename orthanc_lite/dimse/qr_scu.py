@@ -1,0 +1,318 @@
+"""Query/retrieve SCU (Orthanc's DicomControlUserConnection): C-FIND, C-MOVE, C-GET and the storage
+commitment N-ACTION towards a remote modality. Blocking: run in the dimse pool. One association per call,
+never shared between threads. Failures raise OrthancError (NetworkProtocol, Dicom*Unavailable, Timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.presentation import PresentationContext
+
+from ..config import Modality
+from ..dicom.query_map import (
+    DicomMap,
+    add_level_keys,
+    dataset_to_map,
+    fix_wildcards,
+    map_to_dataset,
+    normalize_find_query,
+    QUERY_RETRIEVE_LEVEL,
+    DICOM_LEVEL,
+)
+from ..errors import ErrorCode, OrthancError
+from ..model import ResourceLevel
+from . import policy
+
+logger = logging.getLogger(__name__)
+
+PENDING_STATUSES: Final = (0xFF00, 0xFF01)
+DEFAULT_TIMEOUT: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """DicomAssociationParameters: who we are, whom we call, how long we wait (seconds; 0 = no limit)."""
+
+    local_aet: str
+    modality: Modality
+    timeout: float
+    max_pdu: int = 16384
+    default_encoding: str = "Latin1"
+
+
+@dataclass(slots=True)
+class Progress:
+    """The sub-operation counters of the last C-MOVE/C-GET response (IProgressListener)."""
+
+    remaining: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+
+    def fraction(self) -> float:
+        total = self.remaining + self.completed + self.failed + self.warning
+        return 0.0 if total == 0 else (self.completed + self.failed + self.warning) / total
+
+    def update(self, rsp: Dataset) -> None:
+        for attr, key in (("remaining", "NumberOfRemainingSuboperations"),
+                          ("completed", "NumberOfCompletedSuboperations"),
+                          ("failed", "NumberOfFailedSuboperations"),
+                          ("warning", "NumberOfWarningSuboperations")):
+            value = rsp.get(key)
+            if value is not None:
+                setattr(self, attr, int(value))
+
+
+def _nodelay() -> list[Any]:
+    from .handlers import set_nodelay
+
+    return [(evt.EVT_CONN_OPEN, set_nodelay)]
+
+
+def _contexts(uids: Sequence[str]) -> list[PresentationContext]:
+    contexts = []
+    for i, uid in enumerate(uids):
+        cx = policy.context(uid, policy.GENERIC_SYNTAXES)
+        cx.context_id = 2 * i + 1
+        contexts.append(cx)
+    return contexts
+
+
+def _associate(remote: Remote, contexts: list[PresentationContext], ext_neg: list[Any] | None = None,
+               handlers: list[Any] | None = None) -> Any:
+    """Open the association or raise NetworkProtocol (refused, unreachable, rejected, timed out)."""
+    ae = AE(ae_title=remote.local_aet)
+    timeout = remote.timeout or None
+    ae.acse_timeout = timeout or 30
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    ae.connection_timeout = timeout or 30
+    m = remote.modality
+    try:
+        assoc = ae.associate(m.Host, int(m.Port), contexts=contexts, ae_title=m.AET, max_pdu=remote.max_pdu,
+                             ext_neg=ext_neg, evt_handlers=[*_nodelay(), *(handlers or [])])
+    except (OSError, ValueError) as exc:
+        raise OrthancError(ErrorCode.NetworkProtocol,
+                           f'DicomAssociation - connecting to AET "{m.AET}": {exc}') from None
+    if not assoc.is_established:
+        why = "Association rejected by the remote modality" if assoc.is_rejected else \
+            f"Cannot connect to {m.Host}:{m.Port} (refused, unreachable or timed out)"
+        raise OrthancError(ErrorCode.NetworkProtocol, f'DicomAssociation - connecting to AET "{m.AET}": {why}')
+    return assoc
+
+
+def _accepted(assoc: Any, uid: str) -> bool:
+    return any(str(cx.abstract_syntax) == uid for cx in assoc.accepted_contexts)
+
+
+def _release(assoc: Any) -> None:
+    if assoc.is_established:
+        try:
+            assoc.release()
+        except Exception:  # noqa: BLE001 - the peer vanished while releasing: nothing left to clean (logged)
+            logger.debug("Release failed", exc_info=True)
+            assoc.abort()
+
+
+def _status_of(rsp: Dataset | None) -> int | None:
+    if rsp is None or "Status" not in rsp:
+        return None
+    return int(rsp.Status)
+
+
+def _lost(remote: Remote, command: str) -> OrthancError:
+    return OrthancError(ErrorCode.NetworkProtocol,
+                        f'DicomAssociation - {command} to AET "{remote.modality.AET}": '
+                        "the association was lost or timed out before the final response")
+
+
+def build_find_identifier(remote: Remote, level: ResourceLevel, query: DicomMap, normalize: bool) -> DicomMap:
+    """DicomControlUserConnection::Find's identifier: normalized (tags of the level only) and fixed for the
+    manufacturer, plus the level's return keys and QueryRetrieveLevel."""
+    fields = dict(query)
+    if normalize:
+        fields, ignored = normalize_find_query(level, fields)
+        for tag in ignored:
+            logger.warning("Tag not allowed for this C-Find level, will be ignored: (%04x,%04x)", tag >> 16,
+                           tag & 0xFFFF)
+        fields = fix_wildcards(fields, remote.modality.Manufacturer)
+    return add_level_keys(fields, level, remote.modality.Manufacturer)
+
+
+def find(remote: Remote, level: ResourceLevel, query: DicomMap, normalize: bool = True) -> list[DicomMap]:
+    """C-FIND at `level` (patient root for patients, study root otherwise); the answers as flat maps, each
+    with its QueryRetrieveLevel."""
+    identifier = map_to_dataset(build_find_identifier(remote, level, query, normalize), remote.default_encoding)
+    model = policy.PATIENT_ROOT_FIND if level is ResourceLevel.PATIENT else policy.STUDY_ROOT_FIND
+    assoc = _associate(remote, _contexts([policy.PATIENT_ROOT_FIND, policy.STUDY_ROOT_FIND]))
+    answers: list[DicomMap] = []
+    try:
+        if not _accepted(assoc, model):
+            raise OrthancError(ErrorCode.DicomFindUnavailable, f"Remote AET is {remote.modality.AET}")
+        final: int | None = None
+        for rsp, ds in assoc.send_c_find(identifier, model):
+            status = _status_of(rsp)
+            if status is None:
+                raise _lost(remote, "C-FIND")
+            if status in PENDING_STATUSES:
+                if ds is not None:
+                    answer = dataset_to_map(ds)
+                    answer.setdefault(QUERY_RETRIEVE_LEVEL, DICOM_LEVEL[level])
+                    answers.append(answer)
+                continue
+            final = status
+        if final is None:
+            raise _lost(remote, "C-FIND")
+        _check_final(remote, "C-FIND", final, "invalid query ?")
+    finally:
+        _release(assoc)
+    return answers
+
+
+def _check_final(remote: Remote, command: str, status: int, hint: str) -> None:
+    """Orthanc 1.6.0+: a final status other than Success is a NetworkProtocol error (422 for "unable to
+    process", 0xC000-0xCFFF)."""
+    if status == 0x0000:
+        return
+    text = f'{command} SCU to AET "{remote.modality.AET}" has failed with DIMSE status 0x{status:04X}'
+    if 0xC000 <= status <= 0xCFFF:
+        raise OrthancError(ErrorCode.NetworkProtocol, f"{text} (unable to process - {hint})", http_status=422)
+    raise OrthancError(ErrorCode.NetworkProtocol, text)
+
+
+def move(remote: Remote, target_aet: str, level: ResourceLevel, keys: DicomMap,
+         progress: Progress | None = None) -> Progress:
+    """One C-MOVE (study root model, as Orthanc) of the resource `keys` names, to `target_aet`."""
+    fields = fix_wildcards(keys, remote.modality.Manufacturer)
+    fields[QUERY_RETRIEVE_LEVEL] = DICOM_LEVEL[level]
+    identifier = map_to_dataset(fields, remote.default_encoding)
+    progress = progress or Progress()
+    assoc = _associate(remote, _contexts([policy.STUDY_ROOT_MOVE]))
+    try:
+        if not _accepted(assoc, policy.STUDY_ROOT_MOVE):
+            raise OrthancError(ErrorCode.DicomMoveUnavailable, f"Remote AET is {remote.modality.AET}")
+        final: int | None = None
+        for rsp, _ds in assoc.send_c_move(identifier, target_aet, policy.STUDY_ROOT_MOVE):
+            status = _status_of(rsp)
+            if status is None:
+                raise _lost(remote, "C-MOVE")
+            progress.update(rsp)
+            if status != 0xFF00:
+                final = status
+        if final is None:
+            raise _lost(remote, "C-MOVE")
+        _check_final(remote, "C-MOVE", final, "resource not found ?")
+    finally:
+        _release(assoc)
+    return progress
+
+
+# A received C-GET instance: (path of the file, remote AET, remote IP, called AET) -> C-STORE status.
+InstanceReceived = Callable[[str, str, str, str], int]
+
+
+def get(remote: Remote, level: ResourceLevel, keys: DicomMap, sop_classes: Sequence[str],
+        incoming_dir: str, on_instance: InstanceReceived, progress: Progress | None = None) -> Progress:
+    """One C-GET; each received C-STORE is written to `incoming_dir` and handed to `on_instance`, whose
+    status is answered to the remote (Orthanc's InstanceReceivedHandler)."""
+    fields = fix_wildcards(keys, remote.modality.Manufacturer)
+    fields[QUERY_RETRIEVE_LEVEL] = DICOM_LEVEL[level]
+    identifier = map_to_dataset(fields, remote.default_encoding)
+    model = policy.PATIENT_ROOT_GET if level is ResourceLevel.PATIENT else policy.STUDY_ROOT_GET
+    progress = progress or Progress()
+    contexts = _contexts([policy.STUDY_ROOT_GET, policy.PATIENT_ROOT_GET])
+    storage = list(dict.fromkeys(sop_classes))[: 128 - len(contexts)]
+    if not storage:
+        raise OrthancError(ErrorCode.NoPresentationContext,
+                           "Cannot perform C-Get, no SOPClassUID have been accepted by Orthanc.")
+    for uid in storage:
+        cx = policy.context(uid, [*policy.UNCOMPRESSED])
+        cx.context_id = 2 * len(contexts) + 1
+        contexts.append(cx)
+    roles = [build_role(uid, scp_role=True) for uid in storage]
+
+    def on_store(event: Any) -> int:
+        try:
+            path = _received_file(event, incoming_dir)
+        except OSError as exc:
+            logger.error("C-GET SCU: cannot keep a received instance: %s", exc)
+            return 0xA700
+        assoc = event.assoc
+        return on_instance(path, str(assoc.acceptor.ae_title).strip(), str(assoc.acceptor.address),
+                           str(assoc.requestor.ae_title).strip())
+
+    assoc = _associate(remote, contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        if not _accepted(assoc, model):
+            raise OrthancError(ErrorCode.DicomGetUnavailable, f"Remote AET is {remote.modality.AET}")
+        final: int | None = None
+        for rsp, _ds in assoc.send_c_get(identifier, model):
+            status = _status_of(rsp)
+            if status is None:
+                raise _lost(remote, "C-GET")
+            progress.update(rsp)
+            if status not in PENDING_STATUSES:
+                final = status
+        if final is None:
+            raise _lost(remote, "C-GET")
+        if final not in (0x0000, 0xB000):
+            _check_final(remote, "C-GET", final, "resource not found ?")
+    finally:
+        _release(assoc)
+    return progress
+
+
+def _received_file(event: Any, incoming_dir: str) -> str:
+    """The received dataset as a file of ours: pynetdicom's temporary file when it wrote one
+    (STORE_RECV_CHUNKED_DATASET), else the encoded dataset written out. The name is ours (a UUID)."""
+    target = os.path.join(incoming_dir, f"cget-{uuid.uuid4().hex}.dcm")
+    source = getattr(event, "dataset_path", None)
+    if source is not None:
+        try:
+            os.replace(str(source), target)
+        except OSError:
+            shutil.copyfile(str(source), target)
+        return target
+    with open(target, "wb") as f:
+        f.write(event.encoded_dataset())
+    return target
+
+
+def request_commitment(remote: Remote, transaction_uid: str, refs: Sequence[tuple[str, str]]) -> None:
+    """Storage commitment N-ACTION (the report comes later, as an N-EVENT-REPORT to our DICOM server)."""
+    cx = policy.context(policy.STORAGE_COMMITMENT, policy.GENERIC_SYNTAXES)
+    cx.context_id = 1
+    role = build_role(policy.STORAGE_COMMITMENT, scu_role=True, scp_role=True)
+    assoc = _associate(remote, [cx], ext_neg=[role])
+    try:
+        if not _accepted(assoc, policy.STORAGE_COMMITMENT):
+            raise OrthancError(ErrorCode.NoPresentationContext,
+                               f"Remote AET {remote.modality.AET} does not support storage commitment")
+        ds = Dataset()
+        ds.TransactionUID = transaction_uid
+        items = []
+        for sop_class, sop_instance in refs:
+            item = Dataset()
+            item.ReferencedSOPClassUID = sop_class
+            item.ReferencedSOPInstanceUID = sop_instance
+            items.append(item)
+        ds.ReferencedSOPSequence = items
+        rsp, _reply = assoc.send_n_action(ds, 1, policy.STORAGE_COMMITMENT, policy.STORAGE_COMMITMENT_INSTANCE)
+        status = _status_of(rsp)
+        if status is None:
+            raise _lost(remote, "N-ACTION")
+        if status != 0x0000:
+            raise OrthancError(ErrorCode.NetworkProtocol,
+                               f'Storage commitment N-ACTION to AET "{remote.modality.AET}" has failed with '
+                               f"DIMSE status 0x{status:04X}")
+    finally:
+        _release(assoc)
