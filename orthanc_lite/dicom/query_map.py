@@ -82,7 +82,7 @@ def fix_wildcards(fields: Mapping[int, str | None], manufacturer: str) -> DicomM
     for tag, value in fields.items():
         if value != "*":
             continue
-        if manufacturer == "GenericNoUniversalWildcard" or _vr(tag) == "DA":
+        if manufacturer == "GenericNoUniversalWildcard" or vr_of(tag) == "DA":
             out[tag] = ""
     return out
 
@@ -103,14 +103,14 @@ def add_level_keys(fields: DicomMap, level: ResourceLevel, manufacturer: str) ->
     return out
 
 
-def _vr(tag: int) -> str:
+def vr_of(tag: int) -> str:
     try:
         return str(dictionary_VR(tag)).split(" or ")[0]
     except KeyError:
         return "LO"
 
 
-_ENCODING_TERMS: Final[dict[str, str]] = {
+ENCODING_TERMS: Final[dict[str, str]] = {
     "Ascii": "ISO_IR 6", "Utf8": "ISO_IR 192", "Latin1": "ISO_IR 100", "Latin2": "ISO_IR 101",
     "Latin3": "ISO_IR 109", "Latin4": "ISO_IR 110", "Latin5": "ISO_IR 148", "Cyrillic": "ISO_IR 144",
     "Windows1251": "ISO_IR 144", "Arabic": "ISO_IR 127", "Greek": "ISO_IR 126", "Hebrew": "ISO_IR 138",
@@ -123,12 +123,12 @@ def map_to_dataset(fields: Mapping[int, str | None], default_encoding: str = "La
     """A C-FIND/C-MOVE/C-GET identifier from a map (ParsedDicomFile(DicomMap, DefaultEncoding)): a
     SpecificCharacterSet is added when the map has none."""
     ds = Dataset()
-    charset = fields.get(SPECIFIC_CHARACTER_SET) or _ENCODING_TERMS.get(default_encoding, "ISO_IR 100")
+    charset = fields.get(SPECIFIC_CHARACTER_SET) or ENCODING_TERMS.get(default_encoding, "ISO_IR 100")
     ds.SpecificCharacterSet = charset
     for tag, value in sorted(fields.items()):
         if tag == SPECIFIC_CHARACTER_SET:
             continue
-        vr = _vr(tag)
+        vr = vr_of(tag)
         if vr == "SQ":
             ds.add(DataElement(tag, vr, []))
             continue

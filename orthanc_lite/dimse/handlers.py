@@ -26,7 +26,7 @@ from pynetdicom.events import Event
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin
 from ..services.store import announce, store_file_blocking
-from . import policy, query, scu, status
+from . import policy, queries, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
 from .worklists import WorklistSettings, find_worklists
@@ -394,10 +394,27 @@ class Handlers:
         return status.SUCCESS, None
 
     def on_n_event_report(self, event: Event) -> tuple[int, Dataset | None]:
-        """Reports answering our own storage commitment requests (SCU side, not kept yet)."""
+        """The report answering one of our storage commitment requests: fills GET /storage-commitment/{uid}."""
         if not self._allowed(event, Request.N_EVENT_REPORT):
             return status.PROCESSING_FAILURE, None
-        logger.info("Received a storage commitment report from %s", event.assoc.requestor.ae_title)
+        remote_aet = str(event.assoc.requestor.ae_title).strip()
+        try:
+            info: Any = event.event_information
+            transaction = str(info.TransactionUID)
+            success = [(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID))
+                       for i in info.get("ReferencedSOPSequence", [])]
+            failures = [(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID),
+                         int(i.get("FailureReason", status.PROCESSING_FAILURE)))
+                        for i in info.get("FailedSOPSequence", [])]
+        except Exception as exc:  # noqa: BLE001 - malformed report (logged)
+            logger.error("Storage commitment: bad N-EVENT-REPORT from %s: %s", remote_aet, exc)
+            return status.PROCESSING_FAILURE, None
+        if not queries.reports(self.ctx).complete(transaction, remote_aet, success, failures):
+            logger.warning("Storage commitment report from %s for an unknown transaction: %s", remote_aet,
+                           transaction)
+        else:
+            logger.info("Storage commitment report from %s: %d success, %d failures", remote_aet, len(success),
+                        len(failures))
         return status.SUCCESS, None
 
 

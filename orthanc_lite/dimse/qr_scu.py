@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.presentation import PresentationContext
@@ -35,7 +36,26 @@ from . import policy
 logger = logging.getLogger(__name__)
 
 PENDING_STATUSES: Final = (0xFF00, 0xFF01)
-DEFAULT_TIMEOUT: Final = 10.0
+
+# The storage classes a C-GET proposes when the answer has no SOPClassesInStudy (Orthanc proposes its 120
+# most common ones: 128 presentation contexts at most): the usual image, SR, RT and document classes first.
+_COMMON_FIRST: Final = (
+    "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.6.1",
+    "1.2.840.10008.5.1.4.1.1.3.1", "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.7.1", "1.2.840.10008.5.1.4.1.1.7.2", "1.2.840.10008.5.1.4.1.1.7.3",
+    "1.2.840.10008.5.1.4.1.1.7.4", "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.12.2",
+    "1.2.840.10008.5.1.4.1.1.481.1", "1.2.840.10008.5.1.4.1.1.481.2", "1.2.840.10008.5.1.4.1.1.481.3",
+    "1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.88.11", "1.2.840.10008.5.1.4.1.1.88.22",
+    "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.59", "1.2.840.10008.5.1.4.1.1.11.1",
+    "1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.66", "1.2.840.10008.5.1.4.1.1.66.4",
+    "1.2.840.10008.5.1.4.1.1.77.1.4", "1.2.840.10008.5.1.4.1.1.6.2", "1.2.840.10008.5.1.4.1.1.3",
+    "1.2.840.10008.5.1.4.1.1.6",
+)
+COMMON_STORAGE_CLASSES: Final = tuple(dict.fromkeys(
+    [*_COMMON_FIRST, *sorted(policy.STORAGE_SOP_CLASSES)]))[:120]
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,3 +336,65 @@ def request_commitment(remote: Remote, transaction_uid: str, refs: Sequence[tupl
                                f"DIMSE status 0x{status:04X}")
     finally:
         _release(assoc)
+
+
+def json_to_dataset(data: dict[str, Any], default_encoding: str = "Latin1") -> Dataset:
+    """ParsedDicomFile::CreateFromJson for worklist queries: strings, and lists of objects as sequences."""
+    from ..dicom.dicom_json import parse_tag
+    from ..dicom.query_map import vr_of
+
+    def build(item: dict[str, Any]) -> Dataset:
+        ds = Dataset()
+        for key, value in item.items():
+            try:
+                tag = parse_tag(str(key))
+            except ValueError:
+                raise OrthancError(ErrorCode.BadFileFormat, f"Unknown DICOM tag: {key}") from None
+            vr = vr_of(tag)
+            if isinstance(value, list):
+                ds.add(DataElement(tag, "SQ", [build(v) for v in value if isinstance(v, dict)]))
+            elif isinstance(value, str):
+                ds.add(DataElement(tag, vr, value))
+            else:
+                raise OrthancError(ErrorCode.BadFileFormat, f"The value of {key} must be a string or a list")
+        return ds
+
+    ds = build(data)
+    if "SpecificCharacterSet" not in ds:
+        from ..dicom.query_map import ENCODING_TERMS
+
+        ds.SpecificCharacterSet = ENCODING_TERMS.get(default_encoding, "ISO_IR 100")
+    return ds
+
+
+def find_worklist(remote: Remote, query: dict[str, Any]) -> list[Dataset]:
+    """C-FIND on the Modality Worklist model; the answers as datasets."""
+    identifier = json_to_dataset(query, remote.default_encoding)
+    assoc = _associate(remote, _contexts([policy.WORKLIST_FIND]))
+    answers: list[Dataset] = []
+    try:
+        if not _accepted(assoc, policy.WORKLIST_FIND):
+            raise OrthancError(ErrorCode.DicomFindUnavailable, f"Remote AET is {remote.modality.AET}")
+        final: int | None = None
+        for rsp, ds in assoc.send_c_find(identifier, policy.WORKLIST_FIND):
+            status = _status_of(rsp)
+            if status is None:
+                raise _lost(remote, "C-FIND")
+            if status in PENDING_STATUSES:
+                if ds is not None:
+                    answers.append(ds)
+                continue
+            final = status
+        if final is None:
+            raise _lost(remote, "C-FIND")
+        _check_final(remote, "C-FIND", final, "invalid query ?")
+    finally:
+        _release(assoc)
+    return answers
+
+
+def dataset_json(ds: Dataset, fmt: str) -> dict[str, Any]:
+    """A worklist answer in Orthanc's JSON format (full, short or human)."""
+    from ..dicom.dicom_json import dataset_to_json
+
+    return dataset_to_json(ds, fmt, max_length=0)
