@@ -132,7 +132,7 @@ def map_to_dataset(fields: Mapping[int, str | None], default_encoding: str = "La
         if vr == "SQ":
             ds.add(DataElement(tag, vr, []))
             continue
-        ds.add(DataElement(tag, vr, value if value is not None else ""))
+        ds.add(DataElement(tag, vr, value or None))  # empty = universal matching
     return ds
 
 

@@ -555,7 +555,7 @@ async def storage_commitment_remove(request: web.Request) -> web.Response:
         raise OrthancError(ErrorCode.InexistentItem, f"No storage commitment transaction with UID: {uid}")
     if report.status != "Success":
         raise OrthancError(ErrorCode.BadSequenceOfCalls, "Cannot remove DICOM instances after failure in "
-                           f"storage commitment transaction: {uid}")
+                           f"storage commitment transaction: {uid}", http_status=400)
     from ..services import commitment
 
     for public_id in await commitment.instances_with_sop_uids(ctx, [i for _, i in report.success]):

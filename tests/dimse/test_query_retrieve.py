@@ -1,0 +1,274 @@
+"""Query/retrieve SCU through the REST API against a second orthanc_lite (the "remote" archive, in process):
+/modalities/{id}/query and /queries/..., retrieves by C-MOVE and C-GET, /modalities/{id}/move and /get,
+deprecated find routes, storage commitment SCU, and clean failures (refused, unreachable, silent peer)."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from pydicom.uid import generate_uid
+
+import orthanc_lite
+from orthanc_lite.config import Settings
+from tests.data.make_samples import make_instance
+
+STUDY_A = generate_uid()
+STUDY_B = generate_uid()
+SERIES_A1 = generate_uid()
+SERIES_A2 = generate_uid()
+
+
+@dataclass
+class Pair:
+    local: aiohttp.ClientSession     # the server under test (AET ORTHANC), modality "remote" -> the archive
+    remote: aiohttp.ClientSession    # the archive (AET REMOTE), modality "lite" -> the server under test
+    local_server: orthanc_lite.Server
+    remote_server: orthanc_lite.Server
+
+
+async def _put(http: aiohttp.ClientSession, path: str, body: object) -> None:
+    async with http.put(path, json=body) as r:
+        assert r.status == 200, await r.text()
+
+
+async def _post(http: aiohttp.ClientSession, path: str, body: object = None, status: int = 200) -> object:
+    kwargs = {"json": body} if not isinstance(body, (str, bytes)) else {"data": body}
+    async with http.post(path, **kwargs) as r:
+        text = await r.text()
+        assert r.status == status, text
+        return await r.json(content_type=None) if text else None
+
+
+async def _get(http: aiohttp.ClientSession, path: str, status: int = 200) -> object:
+    async with http.get(path) as r:
+        assert r.status == status, await r.text()
+        if r.content_type == "application/json":
+            return await r.json()
+        return await r.text()
+
+
+@pytest.fixture
+async def pair(settings: Settings, tmp_path: pathlib.Path) -> AsyncIterator[Pair]:
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "remote"), DicomAet="REMOTE")
+    async with orthanc_lite.serve(settings, host="127.0.0.1") as local_srv, \
+            orthanc_lite.serve(remote_settings, host="127.0.0.1") as remote_srv, \
+            aiohttp.ClientSession(base_url=local_srv.url) as local, \
+            aiohttp.ClientSession(base_url=remote_srv.url) as remote:
+        await _put(local, "/modalities/remote", ["REMOTE", "127.0.0.1", remote_srv.dicom_port])
+        await _put(remote, "/modalities/lite", ["ORTHANC", "127.0.0.1", local_srv.dicom_port])
+        for series, study, number, patient in ((SERIES_A1, STUDY_A, 1, "PA"), (SERIES_A1, STUDY_A, 2, "PA"),
+                                               (SERIES_A2, STUDY_A, 1, "PA"), (None, STUDY_B, 1, "PB")):
+            data = make_instance(patient_id=patient, patient_name=f"Name^{patient}", study_uid=study,
+                                 series_uid=series, instance_number=number)
+            async with remote.post("/instances", data=data) as r:
+                assert r.status == 200
+        yield Pair(local, remote, local_srv, remote_srv)
+
+
+async def test_query_and_browse_answers(pair: Pair) -> None:
+    http = pair.local
+    assert await _get(http, "/queries") == []
+    q = await _post(http, "/modalities/remote/query", {"Level": "Study", "Query": {"PatientID": "PA"}})
+    assert isinstance(q, dict) and q["Path"] == f"/queries/{q['ID']}"
+    base = q["Path"]
+    assert await _get(http, "/queries") == [q["ID"]]
+    assert await _get(http, base) == ["answers", "level", "modality", "query", "retrieve"]
+    assert await _get(http, base + "/level") == "Study"
+    assert await _get(http, base + "/modality") == "remote"
+    assert await _get(http, base + "/query?simplify") == {"PatientID": "PA"}
+    assert await _get(http, base + "/query?short") == {"0010,0020": "PA"}
+    assert await _get(http, base + "/answers") == ["0"]
+    content = await _get(http, base + "/answers/0/content?simplify")
+    assert content["StudyInstanceUID"] == STUDY_A
+    assert content["QueryRetrieveLevel"] == "STUDY"
+    assert content["PatientID"] == "PA"
+    full = await _get(http, base + "/answers/0/content")
+    assert full["0020,000d"] == {"Name": "StudyInstanceUID", "Type": "String", "Value": STUDY_A}
+    expanded = await _get(http, base + "/answers?expand&simplify")
+    assert expanded == [content]
+    assert await _get(http, base + "/answers/0") == ["content", "retrieve", "query-series", "query-instances"]
+    await _get(http, base + "/answers/1/content", status=400)
+    # a sub-query one level down, restricted to the answer
+    sub = await _post(http, base + "/answers/0/query-series", {"Query": {"SeriesDescription": ""}})
+    series = await _get(http, sub["Path"] + "/answers?expand&simplify")
+    assert sorted(s["SeriesInstanceUID"] for s in series) == sorted([SERIES_A1, SERIES_A2])
+    assert all(s["StudyInstanceUID"] == STUDY_A for s in series)
+    assert await _get(http, sub["Path"] + "/level") == "Series"
+    await _post(http, base + "/answers/0/query-studies", {}, status=404)  # not below a study answer
+    async with http.delete(base) as r:
+        assert r.status == 200
+    assert await _get(http, "/queries") == [sub["ID"]]
+    await _get(http, base + "/level", status=404)
+
+
+async def test_query_bad_requests(pair: Pair) -> None:
+    http = pair.local
+    await _post(http, "/modalities/remote/query", {"Query": {}}, status=400)
+    await _post(http, "/modalities/remote/query", {"Level": "Study", "Normalize": 1}, status=400)
+    await _post(http, "/modalities/remote/query", {"Level": "Study", "Query": {"NotATag": "x"}}, status=400)
+    err = await _post(http, "/modalities/nope/query", {"Level": "Study"}, status=404)
+    assert err["OrthancError"] == "Accessing an inexistent item"
+
+
+async def test_retrieve_answer_by_cmove(pair: Pair) -> None:
+    http = pair.local
+    q = await _post(http, "/modalities/remote/query", {"Level": "Series", "Query": {"StudyInstanceUID": STUDY_A}})
+    answers = await _get(http, q["Path"] + "/answers?expand&simplify")
+    index = next(i for i, a in enumerate(answers) if a["SeriesInstanceUID"] == SERIES_A1)
+    job = await _post(http, f"{q['Path']}/answers/{index}/retrieve", "ORTHANC")  # a bare AET body
+    assert job["TargetAet"] == "ORTHANC" and job["RemoteAet"] == "REMOTE" and job["LocalAet"] == "ORTHANC"
+    assert job["Query"] == [{"0008,0052": "SERIES", "0010,0020": "PA", "0020,000d": STUDY_A,
+                             "0020,000e": SERIES_A1, "0008,0050": "ACCPA"}]
+    assert len(await _get(http, "/instances")) == 2
+    # the whole query, in the human format
+    job = await _post(http, q["Path"] + "/retrieve", {"TargetAet": "ORTHANC", "Simplify": True})
+    assert {a["SeriesInstanceUID"] for a in job["Query"]} == {SERIES_A1, SERIES_A2}
+    assert len(await _get(http, "/instances")) == 3
+
+
+async def test_retrieve_answer_by_cget(pair: Pair) -> None:
+    http = pair.local
+    q = await _post(http, "/modalities/remote/query", {"Level": "Study", "Query": {"PatientID": "PB"}})
+    job = await _post(http, q["Path"] + "/answers/0/retrieve", {"RetrieveMethod": "C-GET"})
+    assert "TargetAet" not in job
+    instances = await _get(http, "/instances")
+    assert len(instances) == 1
+    assert await _get(http, f"/instances/{instances[0]}/metadata/Origin") == "DicomProtocol"
+    assert await _get(http, f"/instances/{instances[0]}/metadata/RemoteAET") == "REMOTE"
+
+
+async def test_modality_move_and_get(pair: Pair) -> None:
+    http = pair.local
+    job = await _post(http, "/modalities/remote/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": STUDY_B}],
+                                                         "TargetAet": "ORTHANC"})
+    assert job["Query"] == [{"0008,0052": "STUDY", "0020,000d": STUDY_B}]
+    assert job["Description"] == "REST API"
+    assert len(await _get(http, "/studies")) == 1
+    job = await _post(http, "/modalities/remote/get", {"Level": "Series",
+                                                       "Resources": [{"StudyInstanceUID": STUDY_A,
+                                                                      "SeriesInstanceUID": SERIES_A2}]})
+    assert job["RemoteAet"] == "REMOTE"
+    assert len(await _get(http, "/series")) == 2
+    await _post(http, "/modalities/remote/move", {"Level": "Study"}, status=400)
+    # the remote refuses a move that matches nothing: a clean error with its DIMSE status
+    err = await _post(http, "/modalities/remote/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]},
+                      status=422)
+    assert err["OrthancStatus"] == 9 and "C-MOVE" in err["Details"]
+
+
+async def test_deprecated_find_routes(pair: Pair) -> None:
+    http = pair.local
+    patients = await _post(http, "/modalities/remote/find-patient", {"PatientName": "Name^P*"})
+    assert sorted(p["PatientID"] for p in patients) == ["PA", "PB"]
+    assert all(p["QueryRetrieveLevel"] == "PATIENT" for p in patients)
+    studies = await _post(http, "/modalities/remote/find-study", {"PatientID": "PAX*"})
+    assert studies == []
+    async with http.post("/modalities/remote/find-study", json={"PatientID": "PA"}) as r:
+        assert r.status == 400  # Orthanc refuses identifiers of 2 characters or less
+    tree = await _post(http, "/modalities/remote/find", {"PatientID": "PA"})
+    assert len(tree) == 1 and len(tree[0]["Studies"]) == 1
+    assert len(tree[0]["Studies"][0]["Series"]) == 2
+
+
+async def test_query_retrieve_size(settings: Settings, tmp_path: pathlib.Path) -> None:
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "remote"), DicomAet="REMOTE")
+    async with orthanc_lite.serve(settings.replace(QueryRetrieveSize=2), host="127.0.0.1") as srv, \
+            orthanc_lite.serve(remote_settings, host="127.0.0.1") as remote_srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http, \
+            aiohttp.ClientSession(base_url=remote_srv.url) as remote:
+        await _put(http, "/modalities/remote", ["REMOTE", "127.0.0.1", remote_srv.dicom_port])
+        await _put(remote, "/modalities/lite", ["ORTHANC", "127.0.0.1", srv.dicom_port])
+        ids = [(await _post(http, "/modalities/remote/query", {"Level": "Patient"}))["ID"] for _ in range(3)]
+        assert await _get(http, "/queries") == sorted(ids[1:])
+
+
+async def test_storage_commitment_scu(pair: Pair) -> None:
+    http = pair.local
+    data = make_instance(patient_id="SC")
+    async with http.post("/instances", data=data) as r:
+        stored = await r.json()
+    # the instance is not in the remote archive yet: the remote reports a failure for it
+    ref = await _post(http, "/modalities/remote/storage-commitment", {"Resources": [stored["ParentStudy"]]})
+    assert ref["Path"] == f"/storage-commitment/{ref['ID']}"
+    report = await _poll_report(http, ref["Path"])
+    assert report["Status"] == "Failure" and report["RemoteAET"] == "REMOTE"
+    assert report["Failures"][0]["FailureReason"] == 0x0112
+    assert report["Failures"][0]["Description"] == "No such object instance"
+    await _post(http, ref["Path"] + "/remove", {}, status=400)
+    # store it there, then a commitment succeeds and allows removing the local copy
+    async with pair.remote.post("/instances", data=data) as r:
+        assert r.status == 200
+    tags = await _get(http, f"/instances/{stored['ID']}/simplified-tags")
+    ref = await _post(http, "/modalities/remote/storage-commitment",
+                      {"DicomInstances": [[tags["SOPClassUID"], tags["SOPInstanceUID"]]]})
+    report = await _poll_report(http, ref["Path"])
+    assert report == {"RemoteAET": "REMOTE", "Status": "Success", "Failures": [],
+                      "Success": [{"SOPClassUID": tags["SOPClassUID"], "SOPInstanceUID": tags["SOPInstanceUID"]}]}
+    assert await _post(http, ref["Path"] + "/remove", {}) == {}
+    assert await _get(http, "/instances") == []
+    await _get(http, "/storage-commitment/1.2.3", status=404)
+    await _post(http, "/modalities/remote/storage-commitment", {}, status=400)
+
+
+async def _poll_report(http: aiohttp.ClientSession, path: str) -> dict:
+    deadline = time.monotonic() + 10
+    while True:
+        report = await _get(http, path)
+        if report["Status"] != "Pending" or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.05)  # polling interval
+
+
+# -- peers that fail ---------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_refused_association_is_a_clean_error(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    await _put(http, "/modalities/down", ["DOWN", "127.0.0.1", _closed_port()])
+    started = time.monotonic()
+    err = await _post(http, "/modalities/down/query", {"Level": "Study"}, status=500)
+    assert err["OrthancError"] == "Error in the network protocol" and "DOWN" in err["Details"]
+    err = await _post(http, "/modalities/down/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1"}]},
+                      status=500)
+    assert err["OrthancStatus"] == 9
+    assert time.monotonic() - started < 10
+
+
+async def test_silent_peer_times_out(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    """A peer that accepts the TCP connection and never answers: the association fails after Timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    try:
+        await _put(http, "/modalities/silent", {"AET": "SILENT", "Host": "127.0.0.1",
+                                                "Port": listener.getsockname()[1], "Timeout": 1})
+        started = time.monotonic()
+        err = await _post(http, "/modalities/silent/query", {"Level": "Study"}, status=500)
+        assert err["OrthancStatus"] == 9
+        err = await _post(http, "/modalities/silent/get", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1"}],
+                                                           "Timeout": 1}, status=500)
+        assert err["OrthancStatus"] == 9
+        assert time.monotonic() - started < 15
+    finally:
+        listener.close()
+
+
+async def test_unreachable_host_is_a_clean_error(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never routed, the connection attempt can only time out or fail
+    await _put(http, "/modalities/far", {"AET": "FAR", "Host": "192.0.2.1", "Port": 104, "Timeout": 1})
+    started = time.monotonic()
+    err = await _post(http, "/modalities/far/query", {"Level": "Patient"}, status=500)
+    assert err["OrthancStatus"] == 9
+    assert time.monotonic() - started < 10
