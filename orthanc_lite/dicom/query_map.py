@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset
 
 from ..model import ResourceLevel
 from .dicom_json import parse_tag, tag_key, tag_name
-from .tags import MAIN_TAGS
 from .values import dataset_codecs, element_string
 
 DicomMap = dict[int, "str | None"]
@@ -35,12 +34,22 @@ DICOM_LEVEL: Final[dict[ResourceLevel, str]] = {
     ResourceLevel.INSTANCE: "IMAGE",
 }
 
-# Orthanc's DicomTag::AddTagsForModule: the tags a normalized C-FIND keeps at each level (plus the upper levels).
-_MODULE_EXTRA: Final[dict[ResourceLevel, tuple[int, ...]]] = {
-    ResourceLevel.PATIENT: (0x00100021, 0x00100032, 0x00101001, 0x00102160, 0x00104000, 0x00100050),
-    ResourceLevel.STUDY: (0x00101010, 0x00101020, 0x00101030, 0x00102180, 0x001021B0, 0x00081060, 0x00081080),
-    ResourceLevel.SERIES: (0x00200060, 0x00081050, 0x00185100, 0x00400253),
-    ResourceLevel.INSTANCE: (0x00080016, 0x00080008, 0x00200020, 0x00080022, 0x00080032, 0x00080023, 0x00080033),
+# Orthanc's DicomTag::AddTagsForModule: the tags of the DICOM modules (PS3.3 C.7: Patient, General Study and
+# Patient Study, General Series, SOP Common and General Image) that a normalized C-FIND keeps at each level
+# (and below). Narrower than the main DICOM tags: e.g. Manufacturer or TimezoneOffsetFromUTC are dropped,
+# as real Orthanc 1.10.1 drops them.
+_MODULES: Final[dict[ResourceLevel, tuple[int, ...]]] = {
+    ResourceLevel.PATIENT: (0x00100010, 0x00100020, 0x00100021, 0x00100030, 0x00100032, 0x00100040, 0x00101000,
+                            0x00101001, 0x00102160, 0x00104000, 0x00100050, 0x00102201),
+    ResourceLevel.STUDY: (0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00081030, 0x0020000D, 0x00200010,
+                          0x00080096, 0x00081032, 0x00081048, 0x00081060, 0x00101010, 0x00101020, 0x00101030,
+                          0x00102180, 0x001021B0),
+    ResourceLevel.SERIES: (0x00080060, 0x0020000E, 0x00200011, 0x00200060, 0x00080021, 0x00080031, 0x00081050,
+                           0x00181030, 0x0008103E, 0x00081070, 0x00180015, 0x00185100, 0x00400254, 0x00400253,
+                           0x00102210),
+    ResourceLevel.INSTANCE: (0x00080016, 0x00080018, 0x00200013, 0x00080008, 0x00200012, 0x00200020, 0x00080022,
+                             0x00080032, 0x00080023, 0x00080033, 0x00080012, 0x00080013, 0x00204000, 0x00280008,
+                             0x00280301),
 }
 _LEVEL_COUNTERS: Final[dict[ResourceLevel, tuple[int, ...]]] = {
     ResourceLevel.PATIENT: (0x00201200, 0x00201202, 0x00201204),
@@ -55,8 +64,7 @@ def module_tags(level: ResourceLevel) -> frozenset[int]:
     tags: set[int] = set()
     for lvl in ResourceLevel:
         if lvl <= level:
-            tags.update(t for t, _ in MAIN_TAGS[lvl])
-            tags.update(_MODULE_EXTRA[lvl])
+            tags.update(_MODULES[lvl])
     return frozenset(tags)
 
 
@@ -142,7 +150,7 @@ def dataset_to_map(ds: Dataset) -> DicomMap:
     out: DicomMap = {}
     for elem in ds:
         tag = int(elem.tag)
-        if elem.VR == "SQ" or tag >> 16 in (0x0000, 0x0002):
+        if elem.VR == "SQ" or tag >> 16 == 0x0000:
             continue
         if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
             out[tag] = None

@@ -187,6 +187,7 @@ def find(remote: Remote, level: ResourceLevel, query: DicomMap, normalize: bool 
                 if ds is not None:
                     answer = dataset_to_map(ds)
                     answer.setdefault(QUERY_RETRIEVE_LEVEL, DICOM_LEVEL[level])
+                    _add_meta_uids(answer)
                     answers.append(answer)
                 continue
             final = status
@@ -196,6 +197,15 @@ def find(remote: Remote, level: ResourceLevel, query: DicomMap, normalize: bool 
     finally:
         _release(assoc)
     return answers
+
+
+def _add_meta_uids(answer: DicomMap) -> None:
+    """Orthanc keeps each answer as a DICOM file, whose meta header copies the SOP UIDs: an answer with a
+    SOPInstanceUID (SOPClassUID) also shows MediaStorageSOPInstanceUID (MediaStorageSOPClassUID), as real
+    Orthanc 1.10.1 answers /queries/{id}/answers/{i}/content."""
+    for meta, tag in ((0x00020003, 0x00080018), (0x00020002, 0x00080016)):
+        if answer.get(tag) and meta not in answer:
+            answer[meta] = answer[tag]
 
 
 def _check_final(remote: Remote, command: str, status: int, hint: str) -> None:

@@ -353,7 +353,17 @@ def _template(level: ResourceLevel) -> DicomMap:
              ResourceLevel.INSTANCE: (ACCESSION_NUMBER, PATIENT_ID, STUDY_UID, SERIES_UID)}[level]
     for tag in extra:
         fields[tag] = ""
+    # main tags that Orthanc leaves out of its templates: only indirectly related to the study, or
+    # instance-related although stored with the series
+    for tag in _NOT_IN_TEMPLATE.get(level, ()):
+        fields.pop(tag, None)
     return fields
+
+
+_NOT_IN_TEMPLATE: Final = {
+    ResourceLevel.STUDY: (0x00080080, 0x00321032, 0x00321060),  # InstitutionName, RequestingPhysician, ...
+    ResourceLevel.SERIES: (0x00200037,),  # ImageOrientationPatient
+}
 
 
 def _restrict(level: ResourceLevel, fields: DicomMap) -> DicomMap:
