@@ -92,6 +92,20 @@ class Progress:
                 setattr(self, attr, int(value))
 
 
+class Handle:
+    """Lets another thread abort the association a call is using (a cancelled or paused job)."""
+
+    def __init__(self) -> None:
+        self.assoc: Any = None
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+        assoc = self.assoc
+        if assoc is not None and assoc.is_established:
+            assoc.abort()
+
+
 def _nodelay() -> list[Any]:
     from .handlers import set_nodelay
 
@@ -128,6 +142,13 @@ def _associate(remote: Remote, contexts: list[PresentationContext], ext_neg: lis
             f"Cannot connect to {m.Host}:{m.Port} (refused, unreachable or timed out)"
         raise OrthancError(ErrorCode.NetworkProtocol, f'DicomAssociation - connecting to AET "{m.AET}": {why}')
     return assoc
+
+
+def _attach(handle: Handle | None, assoc: Any) -> None:
+    if handle is not None:
+        handle.assoc = assoc
+        if handle.aborted:  # cancelled while associating
+            assoc.abort()
 
 
 def _accepted(assoc: Any, uid: str) -> bool:
@@ -220,13 +241,14 @@ def _check_final(remote: Remote, command: str, status: int, hint: str) -> None:
 
 
 def move(remote: Remote, target_aet: str, level: ResourceLevel, keys: DicomMap,
-         progress: Progress | None = None) -> Progress:
+         progress: Progress | None = None, handle: Handle | None = None) -> Progress:
     """One C-MOVE (study root model, as Orthanc) of the resource `keys` names, to `target_aet`."""
     fields = fix_wildcards(keys, remote.modality.Manufacturer)
     fields[QUERY_RETRIEVE_LEVEL] = DICOM_LEVEL[level]
     identifier = map_to_dataset(fields, remote.default_encoding)
     progress = progress or Progress()
     assoc = _associate(remote, _contexts([policy.STUDY_ROOT_MOVE]))
+    _attach(handle, assoc)
     try:
         if not _accepted(assoc, policy.STUDY_ROOT_MOVE):
             raise OrthancError(ErrorCode.DicomMoveUnavailable, f"Remote AET is {remote.modality.AET}")
@@ -251,7 +273,8 @@ InstanceReceived = Callable[[str, str, str, str], int]
 
 
 def get(remote: Remote, level: ResourceLevel, keys: DicomMap, sop_classes: Sequence[str],
-        incoming_dir: str, on_instance: InstanceReceived, progress: Progress | None = None) -> Progress:
+        incoming_dir: str, on_instance: InstanceReceived, progress: Progress | None = None,
+        handle: Handle | None = None) -> Progress:
     """One C-GET; each received C-STORE is written to `incoming_dir` and handed to `on_instance`, whose
     status is answered to the remote (Orthanc's InstanceReceivedHandler)."""
     fields = fix_wildcards(keys, remote.modality.Manufacturer)
@@ -281,6 +304,7 @@ def get(remote: Remote, level: ResourceLevel, keys: DicomMap, sop_classes: Seque
                            str(assoc.requestor.ae_title).strip())
 
     assoc = _associate(remote, contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, on_store)])
+    _attach(handle, assoc)
     try:
         if not _accepted(assoc, model):
             raise OrthancError(ErrorCode.DicomGetUnavailable, f"Remote AET is {remote.modality.AET}")

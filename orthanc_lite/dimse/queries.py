@@ -186,6 +186,11 @@ class RetrieveWork:
             out["TargetAet"] = self.target_aet
         return out
 
+    def reset(self) -> None:
+        self.position = 0
+        self.progress = Progress()
+        self.received = []
+
     def done(self) -> bool:
         return self.position >= len(self.commands)
 
@@ -195,17 +200,24 @@ class RetrieveWork:
         level = level_of_map(command.fields)
         keys = command.keys(level)
         self.progress = Progress()
-        if self.method == "C-MOVE":
-            await ctx.executors.run_dimse(qr_scu.move, self.remote, self.target_aet, level, keys, self.progress)
-        else:
-            await self._get(ctx, level, keys, command.sop_classes())
+        handle = qr_scu.Handle()
+        try:
+            if self.method == "C-MOVE":
+                await ctx.executors.run_dimse(qr_scu.move, self.remote, self.target_aet, level, keys, self.progress,
+                                              handle)
+            else:
+                await self._get(ctx, level, keys, command.sop_classes(), handle)
+        except asyncio.CancelledError:
+            handle.abort()  # the job was cancelled or paused: stop the remote's sub-operations
+            raise
         self.position += 1
 
     async def run_all(self, ctx: ServerContext) -> None:
         while not self.done():
             await self.run_next(ctx)
 
-    async def _get(self, ctx: ServerContext, level: ResourceLevel, keys: DicomMap, classes: list[str]) -> None:
+    async def _get(self, ctx: ServerContext, level: ResourceLevel, keys: DicomMap, classes: list[str],
+                   handle: qr_scu.Handle) -> None:
         loop = asyncio.get_running_loop()
         lock = threading.Lock()
 
@@ -226,7 +238,7 @@ class RetrieveWork:
             return 0x0000
 
         await ctx.executors.run_dimse(qr_scu.get, self.remote, level, keys, classes, ctx.storage.incoming_dir(),
-                                      on_instance, self.progress)
+                                      on_instance, self.progress, handle)
 
     def serialize(self) -> dict[str, Any]:
         return {
