@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import sys
 
 import aiohttp
@@ -33,3 +34,26 @@ async def test_follow_changes_example(server: orthanc_lite.Server, http: aiohttp
     assert code == 0, out
     lines = out.strip().splitlines()
     assert [line.split()[1] for line in lines] == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]
+
+
+async def test_query_retrieve_example(server: orthanc_lite.Server, http: aiohttp.ClientSession,
+                                      settings: orthanc_lite.config.Settings, tmp_path: pathlib.Path) -> None:
+    """A second orthanc_lite plays the remote PACS; the example queries it and retrieves by C-MOVE and C-GET."""
+    from tests.data.make_samples import make_instance
+
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "pacs"), DicomAet="PACS")
+    async with orthanc_lite.serve(remote_settings, host="127.0.0.1") as pacs, \
+            aiohttp.ClientSession(base_url=pacs.url) as pacs_http:
+        await pacs_http.put("/modalities/us", json=["ORTHANC", "127.0.0.1", server.dicom_port])
+        await http.put("/modalities/pacs", json=["PACS", "127.0.0.1", pacs.dicom_port])
+        for patient in ("EX1", "EX2"):
+            await pacs_http.post("/instances", data=make_instance(patient_id=patient))
+        code, out = await _run("examples/query_retrieve.py", "--url", server.url, "--modality", "pacs",
+                               "--query", "PatientID=EX1")
+        assert code == 0, out
+        assert "1 answer(s)" in out and "retrieved 1 resource(s) from PACS to ORTHANC" in out
+        code, out = await _run("examples/query_retrieve.py", "--url", server.url, "--modality", "pacs",
+                               "--level", "Patient", "--query", "PatientID=EX2", "--method", "C-GET")
+        assert code == 0, out
+        async with http.get("/patients") as resp:
+            assert len(await resp.json()) == 2
