@@ -157,9 +157,10 @@ async def test_modality_move_and_get(pair: Pair) -> None:
     assert job["RemoteAet"] == "REMOTE"
     assert len(await _get(http, "/series")) == 2
     await _post(http, "/modalities/remote/move", {"Level": "Study"}, status=400)
-    # the remote refuses a move that matches nothing: a clean error with its DIMSE status
+    # the remote refuses a move that matches nothing: a clean error with its DIMSE status (500: a failed job
+    # answers its ErrorCode's status; only the direct C-FIND keeps 422)
     err = await _post(http, "/modalities/remote/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]},
-                      status=422)
+                      status=500)
     assert err["OrthancStatus"] == 9 and "C-MOVE" in err["Details"]
 
 
@@ -272,3 +273,36 @@ async def test_unreachable_host_is_a_clean_error(server: orthanc_lite.Server, ht
     err = await _post(http, "/modalities/far/query", {"Level": "Patient"}, status=500)
     assert err["OrthancStatus"] == 9
     assert time.monotonic() - started < 10
+
+
+async def test_asynchronous_retrieve_is_a_job(pair: Pair) -> None:
+    http = pair.local
+    q = await _post(http, "/modalities/remote/query", {"Level": "Study", "Query": {"PatientID": "PA"}})
+    ref = await _post(http, q["Path"] + "/retrieve", {"TargetAet": "ORTHANC", "Asynchronous": True, "Priority": 3})
+    assert ref["Path"] == f"/jobs/{ref['ID']}"
+    job = await _poll_job(http, ref["Path"])
+    assert job["State"] == "Success" and job["Type"] == "DicomMoveScu" and job["Priority"] == 3
+    assert job["Progress"] == 100
+    assert job["Content"]["TargetAet"] == "ORTHANC" and job["Content"]["RemoteAet"] == "REMOTE"
+    assert len(await _get(http, "/instances")) == 3
+    ref = await _post(http, "/modalities/remote/get", {"Level": "Study", "Resources": [{"StudyInstanceUID": STUDY_B}],
+                                                       "Synchronous": False})
+    job = await _poll_job(http, ref["Path"])
+    assert job["State"] == "Success" and job["Type"] == "DicomGetScu"
+    assert len(await _get(http, "/instances")) == 4
+    # a failing asynchronous retrieve ends in Failure with Orthanc's error fields
+    await _put(http, "/modalities/down", ["DOWN", "127.0.0.1", _closed_port()])
+    ref = await _post(http, "/modalities/down/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1"}],
+                                                      "Asynchronous": True})
+    job = await _poll_job(http, ref["Path"])
+    assert job["State"] == "Failure" and job["ErrorCode"] == 9
+    assert "DOWN" in job["ErrorDetails"]
+
+
+async def _poll_job(http: aiohttp.ClientSession, path: str) -> dict:
+    deadline = time.monotonic() + 15
+    while True:
+        job = await _get(http, path)
+        if job["State"] in ("Success", "Failure") or time.monotonic() > deadline:
+            return job
+        await asyncio.sleep(0.05)  # polling interval
