@@ -159,6 +159,7 @@ class RetrieveWork:
     commands: list[RetrieveCommand]
     target_aet: str = ""
     query_format: str = "short"
+    permissive: bool = False  # SetOfCommandsJob "Permissive": a failed resource is logged and skipped
     position: int = 0
     progress: Progress = field(default_factory=Progress)
     received: list[str] = field(default_factory=list)
@@ -210,6 +211,10 @@ class RetrieveWork:
         except asyncio.CancelledError:
             handle.abort()  # the job was cancelled or paused: stop the remote's sub-operations
             raise
+        except OrthancError as exc:
+            if not self.permissive:
+                raise
+            logger.warning("Ignoring an error in a permissive job: %s", exc.details or exc.code.description)
         self.position += 1
 
     async def run_all(self, ctx: ServerContext) -> None:
@@ -248,6 +253,7 @@ class RetrieveWork:
             "Timeout": self.remote.timeout,
             "TargetAet": self.target_aet,
             "QueryFormat": self.query_format,
+            "Permissive": self.permissive,
             "Position": self.position,
             "Commands": [{"Fields": map_to_json(c.fields, "short"), "FromAnswer": c.from_answer}
                          for c in self.commands],
@@ -261,6 +267,7 @@ class RetrieveWork:
                                             for c in data.get("Commands", [])],
                    str(data.get("TargetAet", "")), str(data.get("QueryFormat", "short")))
         work.position = int(data.get("Position", 0))
+        work.permissive = bool(data.get("Permissive", False))
         return work
 
 
@@ -335,9 +342,10 @@ class CommitmentReports:
 
 
 def reports(ctx: ServerContext) -> CommitmentReports:
+    """The context's reports (also reached from association threads: setdefault keeps a single instance)."""
     found = ctx.extra.get(REPORTS_KEY)
     if found is None:
-        found = ctx.extra[REPORTS_KEY] = CommitmentReports(int(ctx.settings.StorageCommitmentReportsSize))
+        found = ctx.extra.setdefault(REPORTS_KEY, CommitmentReports(int(ctx.settings.StorageCommitmentReportsSize)))
     return found  # type: ignore[no-any-return]
 
 

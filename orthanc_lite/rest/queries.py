@@ -299,8 +299,14 @@ async def retrieve_all(request: web.Request) -> web.Response:
 
 
 async def submit_retrieve(request: web.Request, work: RetrieveWork, body: dict[str, Any]) -> web.Response:
-    """Run the retrieve as a DicomMoveScu / DicomGetScu job (Synchronous / Asynchronous / Priority)."""
+    """Run the retrieve as a DicomMoveScu / DicomGetScu job (Synchronous / Asynchronous / Priority /
+    Permissive)."""
     from . import retrieve_jobs
+
+    if "Permissive" in body:
+        if not isinstance(body["Permissive"], bool):
+            raise OrthancError(ErrorCode.BadFileFormat, 'The field "Permissive" must be a Boolean')
+        work.permissive = body["Permissive"]
 
     return await retrieve_jobs.submit(request, work, body)
 
@@ -325,7 +331,7 @@ async def _move_or_get(request: web.Request, method: str) -> web.Response:
         fields[QUERY_RETRIEVE_LEVEL] = DICOM_LEVEL[level]
         commands.append(RetrieveCommand(fields))
     remote = remote_for(ctx, modality, local_aet, _timeout(body))
-    target = body.get("TargetAet") if isinstance(body.get("TargetAet"), str) else ctx.settings.DicomAet
+    target = str(body["TargetAet"]) if isinstance(body.get("TargetAet"), str) else str(ctx.settings.DicomAet)
     work = RetrieveWork(method, remote, commands, target if method == "C-MOVE" else "", "short")
     return await submit_retrieve(request, work, body)
 

@@ -162,6 +162,12 @@ async def test_modality_move_and_get(pair: Pair) -> None:
     err = await _post(http, "/modalities/remote/move", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]},
                       status=500)
     assert err["OrthancStatus"] == 9 and "C-MOVE" in err["Details"]
+    # Permissive: the failing resource is skipped, the others are moved
+    job = await _post(http, "/modalities/remote/move", {"Level": "Series", "Permissive": True, "TargetAet": "ORTHANC",
+                                                         "Resources": [{"StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3"},
+                                                                       {"StudyInstanceUID": STUDY_A, "SeriesInstanceUID": SERIES_A1}]})
+    assert len(job["Query"]) == 2
+    assert len(await _get(http, "/series")) == 3
 
 
 async def test_deprecated_find_routes(pair: Pair) -> None:
