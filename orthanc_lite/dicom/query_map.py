@@ -177,8 +177,10 @@ def map_to_json(fields: Mapping[int, str | None], fmt: str = "full") -> dict[str
     return out
 
 
-def map_from_json(data: Any) -> DicomMap:
-    """A {tag name or "gggg,eeee": string} object as a map; ValueError for anything else."""
+def map_from_json(data: Any, strict: bool = False) -> DicomMap:
+    """A {tag name or "gggg,eeee": string} object as a map; ValueError for anything else. `strict` (the
+    REST bodies, as SerializationToolbox::ReadMapOfTags) accepts strings only; otherwise numbers become
+    strings and null stays null."""
     if not isinstance(data, dict):
         raise ValueError("a JSON object is expected")
     out: DicomMap = {}
@@ -186,6 +188,8 @@ def map_from_json(data: Any) -> DicomMap:
         tag = parse_tag(str(key))
         if isinstance(value, dict) and "Value" in value:  # the full format
             value = value["Value"]
+        if strict and not isinstance(value, str):
+            raise ValueError(f"the value of {key} must be a string")
         if value is not None and not isinstance(value, str):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)

@@ -62,7 +62,7 @@ def _level(value: Any) -> ResourceLevel:
 
 def _tags_map(value: Any, what: str) -> DicomMap:
     try:
-        return map_from_json(value)
+        return map_from_json(value, strict=True)
     except ValueError as exc:
         raise OrthancError(ErrorCode.BadFileFormat, f"{what}: {exc}") from None
 
