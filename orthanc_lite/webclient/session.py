@@ -4,6 +4,7 @@ HttpsVerifyPeers / HttpsCACertificates, client certificates, HttpProxy."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 from collections.abc import Mapping
@@ -47,9 +48,11 @@ def open_session(remote: Peer, settings: Settings, extra_headers: Mapping[str, s
                  ) -> aiohttp.ClientSession:
     """A session whose requests carry the remote's credentials and headers; close it when done."""
     headers = {**remote.HttpHeaders, **(extra_headers or {})}
-    auth = aiohttp.BasicAuth(remote.Username, remote.Password or "") if remote.Username else None
+    if remote.Username:
+        token = base64.b64encode(f"{remote.Username}:{remote.Password or ''}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
     connector = aiohttp.TCPConnector(ssl=ssl_context(remote, settings))
-    return aiohttp.ClientSession(headers=headers, auth=auth, connector=connector, timeout=timeout_of(remote, settings),
+    return aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout_of(remote, settings),
                                  trust_env=False)
 
 

@@ -220,3 +220,21 @@ async def test_delete_needs_has_delete(client: aiohttp.ClientSession) -> None:
         assert resp.status == 400
     async with client.post("/dicom-web/servers/sample/delete", json={"Level": "Nope"}) as resp:
         assert resp.status == 400
+
+
+async def test_credentials_are_sent(tmp_path: pathlib.Path) -> None:
+    """A remote that requires HTTP Basic (here a second orthanc_lite, whose /system serves as the URI): the
+    configured Username/Password get through, wrong ones give 401."""
+    secured_cfg = tmp_path / "secured.json"
+    secured_cfg.write_text(json.dumps({"AuthenticationEnabled": True, "RegisteredUsers": {"alice": "secret"}}))
+    secured = load(secured_cfg).replace(StorageDirectory=str(tmp_path / "secured"), HttpPort=0, DicomPort=0,
+                                        RemoteAccessAllowed=True)
+    async with orthanc_lite.serve(secured, host="127.0.0.1") as remote_srv:
+        base = remote_srv.url + "/"
+        settings = _settings(tmp_path, {"Servers": {"good": [base, "alice", "secret"], "bad": [base, "alice", "no"]}})
+        async with orthanc_lite.serve(settings, host="127.0.0.1") as srv, \
+                aiohttp.ClientSession(base_url=srv.url) as session:
+            async with session.post("/dicom-web/servers/good/get", json={"Uri": "/system"}) as resp:
+                assert resp.status == 200 and (await resp.json(content_type=None))["Name"]
+            async with session.post("/dicom-web/servers/bad/get", json={"Uri": "/system"}) as resp:
+                assert resp.status == 401
