@@ -312,3 +312,31 @@ async def _poll_job(http: aiohttp.ClientSession, path: str) -> dict:
         if job["State"] in ("Success", "Failure") or time.monotonic() > deadline:
             return job
         await asyncio.sleep(0.05)  # polling interval
+
+
+async def test_find_worklist(settings: Settings, tmp_path: pathlib.Path) -> None:
+    """/modalities/{id}/find-worklist against a second orthanc_lite serving a worklist folder."""
+    from tests.dimse.test_find import _worklist
+
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    _worklist(folder, "a.wl", "Doe^Jane", "W1", "CT01", "20240105", "CT", "ACC1")
+    _worklist(folder, "b.wl", "Roe^Rick", "W2", "MR01", "20240106", "MR", "ACC2")
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "remote"), DicomAet="WLM",
+                                       Worklists={"Enable": True, "Database": str(folder)},
+                                       DicomAlwaysAllowFindWorklist=True)
+    async with orthanc_lite.serve(settings, host="127.0.0.1") as srv, \
+            orthanc_lite.serve(remote_settings, host="127.0.0.1") as wlm, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        await _put(http, "/modalities/wlm", ["WLM", "127.0.0.1", wlm.dicom_port])
+        query = {"PatientName": "", "AccessionNumber": "",
+                 "ScheduledProcedureStepSequence": [{"Modality": "MR", "ScheduledStationAETitle": ""}]}
+        answers = await _post(http, "/modalities/wlm/find-worklist", {"Query": query})
+        assert len(answers) == 1
+        assert answers[0]["PatientName"] == "Roe^Rick" and answers[0]["AccessionNumber"] == "ACC2"
+        assert answers[0]["ScheduledProcedureStepSequence"][0]["ScheduledStationAETitle"] == "MR01"
+        short = await _post(http, "/modalities/wlm/find-worklist", {"Query": query, "Short": True})
+        assert short[0]["0010,0010"] == "Roe^Rick"
+        legacy = await _post(http, "/modalities/wlm/find-worklist", {"PatientName": "Doe*"})  # Orthanc <= 1.9.4
+        assert [a["PatientName"] for a in legacy] == ["Doe^Jane"]
+        await _post(http, "/modalities/wlm/find-worklist", {"Query": {"NoSuchTag": ""}}, status=400)
