@@ -183,3 +183,35 @@ async def test_storage_commitment_with_real_orthanc(peers: Peers) -> None:
     assert sorted(s["SOPInstanceUID"] for s in report["Success"]) == sorted(tags)
     assert report["Failures"] == [{"Description": "No such object instance", "FailureReason": 274,
                                    "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "SOPInstanceUID": "1.2.3.4"}]
+
+
+async def test_find_worklist_matches_real_orthanc(settings: Settings, tmp_path: pathlib.Path) -> None:
+    """orthanc_lite serves worklists; it and real Orthanc both query it with /find-worklist: same answers."""
+    from tests.dimse.test_find import _worklist
+
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    _worklist(folder, "a.wl", "Doe^Jane", "W1", "CT01", "20240105", "CT", "ACC1")
+    _worklist(folder, "b.wl", "Roe^Rick", "W2", "MR01", "20240106", "MR", "ACC2")
+    s = settings.replace(DicomAet="LITE", Worklists={"Enable": True, "Database": str(folder)},
+                         DicomAlwaysAllowFindWorklist=True)
+    async with orthanc_lite.serve(s, host="127.0.0.1") as lite:
+        config = {"DicomModalities": {"wlm": ["LITE", "127.0.0.1", lite.dicom_port]}}
+        orthanc = await asyncio.to_thread(spawn_orthanc, tmp_path / "orthanc", config)
+        try:
+            async with aiohttp.ClientSession(base_url=lite.url) as lite_http, \
+                    aiohttp.ClientSession(base_url=orthanc.url) as orthanc_http:
+                await lite_http.put("/modalities/wlm", json=["LITE", "127.0.0.1", lite.dicom_port])
+                peers = Peers(lite, lite_http, orthanc, orthanc_http)
+                for body in ({"Query": {"PatientName": "", "AccessionNumber": "", "ScheduledProcedureStepSequence":
+                                        [{"Modality": "", "ScheduledStationAETitle": ""}]}},
+                             {"Query": {"PatientID": "W2", "ScheduledProcedureStepSequence": [{"Modality": ""}]},
+                              "Short": True},
+                             {"PatientName": "Doe*"}):
+                    lite_answers, real_answers = await _both(peers, "POST", "/modalities/wlm/find-worklist",
+                                                             "/modalities/wlm/find-worklist", body)
+                    key = (lambda a: json.dumps(a, sort_keys=True))
+                    assert sorted(lite_answers, key=key) == sorted(real_answers, key=key), body
+                    assert lite_answers
+        finally:
+            await asyncio.to_thread(orthanc.stop)
