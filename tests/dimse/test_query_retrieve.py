@@ -142,6 +142,31 @@ async def test_retrieve_answer_by_cget(pair: Pair) -> None:
     assert len(instances) == 1
     assert await _get(http, f"/instances/{instances[0]}/metadata/Origin") == "DicomProtocol"
     assert await _get(http, f"/instances/{instances[0]}/metadata/RemoteAET") == "REMOTE"
+    # no method in the body: the modality's RetrieveMethod decides
+    await _put(http, "/modalities/remote", {"AET": "REMOTE", "Host": "127.0.0.1", "RetrieveMethod": "C-GET",
+                                            "Port": pair.remote_server.dicom_port})
+    q = await _post(http, "/modalities/remote/query", {"Level": "Study", "Query": {"PatientID": "PA"}})
+    job = await _post(http, q["Path"] + "/answers/0/retrieve", {})
+    assert "TargetAet" not in job  # a C-GET
+    assert len(await _get(http, "/instances")) == 4
+    await _post(http, q["Path"] + "/answers/0/retrieve", {"RetrieveMethod": "C-FOO"}, status=400)
+
+
+async def test_default_retrieve_method(settings: Settings, tmp_path: pathlib.Path) -> None:
+    """A modality whose RetrieveMethod is SystemDefault follows DicomDefaultRetrieveMethod."""
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "remote"), DicomAet="REMOTE")
+    async with orthanc_lite.serve(settings.replace(DicomDefaultRetrieveMethod="C-GET"), host="127.0.0.1") as srv, \
+            orthanc_lite.serve(remote_settings, host="127.0.0.1") as remote_srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http, \
+            aiohttp.ClientSession(base_url=remote_srv.url) as remote:
+        await _put(http, "/modalities/remote", ["REMOTE", "127.0.0.1", remote_srv.dicom_port])
+        await _put(remote, "/modalities/lite", ["ORTHANC", "127.0.0.1", srv.dicom_port])
+        async with remote.post("/instances", data=make_instance(patient_id="DEF")) as r:
+            assert r.status == 200
+        q = await _post(http, "/modalities/remote/query", {"Level": "Patient", "Query": {"PatientID": "DEF"}})
+        job = await _post(http, q["Path"] + "/retrieve")  # no body at all
+        assert "TargetAet" not in job and job["Query"] == [{"0008,0052": "PATIENT", "0010,0020": "DEF"}]
+        assert len(await _get(http, "/instances")) == 1
 
 
 async def test_modality_move_and_get(pair: Pair) -> None:
