@@ -102,8 +102,16 @@ class Handle:
     def abort(self) -> None:
         self.aborted = True
         assoc = self.assoc
-        if assoc is not None and assoc.is_established:
+        if assoc is None:
+            return
+        if assoc.is_established:
             assoc.abort()
+        try:
+            # The caller's thread may be waiting for the next DIMSE message (up to the DIMSE timeout): an empty
+            # message ends its wait now, as a lost association.
+            assoc.dimse.msg_queue.put((None, None))
+        except AttributeError:
+            pass
 
 
 def _nodelay() -> list[Any]:

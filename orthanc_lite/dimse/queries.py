@@ -209,7 +209,9 @@ class RetrieveWork:
             else:
                 await self._get(ctx, level, keys, command.sop_classes(), handle)
         except asyncio.CancelledError:
-            handle.abort()  # the job was cancelled or paused: stop the remote's sub-operations
+            # The job was cancelled or paused: abort the association (stops the remote's sub-operations and
+            # frees the dimse thread); aborting waits for pynetdicom's threads, so not on the loop.
+            ctx.executors.dimse.submit(handle.abort)
             raise
         except OrthancError as exc:
             if not self.permissive:
