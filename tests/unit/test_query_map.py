@@ -78,3 +78,25 @@ def test_dataset_round_trip_and_move_keys() -> None:
     assert move_keys(ResourceLevel.SERIES, answer) == {STUDY_UID: "1.2", SERIES_UID: "1.2.3"}
     with pytest.raises(KeyError):
         move_keys(ResourceLevel.INSTANCE, answer)
+
+
+def test_retrieve_work_survives_serialization() -> None:
+    from orthanc_lite.dimse.queries import RetrieveCommand, RetrieveWork
+    from orthanc_lite.jobs.base import job_class
+    from orthanc_lite.jobs.retrieve import RetrieveJob
+
+    answer = {PATIENT_ID: "P", STUDY_UID: "1.2", 0x00080052: "STUDY", 0x00080005: "ISO_IR 100"}
+    work = RetrieveWork("C-MOVE", _remote(), [RetrieveCommand(answer, from_answer=True)], "DEST", "human")
+    work.position = 1
+    job = RetrieveJob(work)
+    assert job.job_type == "DicomMoveScu"
+    again = job_class("DicomMoveScu").deserialize(job.serialize())
+    assert isinstance(again, RetrieveJob) and again.job_type == "DicomMoveScu"
+    assert again.content() == job.content() == {
+        "Description": "REST API", "LocalAet": "ME", "RemoteAet": "PACS", "TargetAet": "DEST",
+        "Query": [{"QueryRetrieveLevel": "STUDY", "PatientID": "P", "StudyInstanceUID": "1.2"}]}
+    assert again.progress() == 1.0
+    again.reset()
+    assert again.progress() == 0.0
+    get = RetrieveJob(RetrieveWork("C-GET", _remote(), [], ""))
+    assert get.job_type == "DicomGetScu" and "TargetAet" not in get.content()
