@@ -250,9 +250,10 @@ async def _retrieve(request: web.Request, handler: QueryHandler, answers: list[D
     timeout = handler.timeout
     method = handler.modality.RetrieveMethod
     parsed: Any = None
+    is_json = False
     if raw:
         try:
-            parsed = await json_body(request)
+            parsed, is_json = await json_body(request), True
         except OrthancError:
             parsed = None
     if isinstance(parsed, dict):
@@ -267,10 +268,8 @@ async def _retrieve(request: web.Request, handler: QueryHandler, answers: list[D
                 raise OrthancError(ErrorCode.ParameterOutOfRange,
                                    f"Unknown retrieve method: {body['RetrieveMethod']}")
             method = body["RetrieveMethod"]
-    elif isinstance(parsed, str):
-        target_aet = parsed
-    elif raw:
-        target_aet = raw.decode("utf-8", "replace")
+    elif raw and not is_json:
+        target_aet = raw.decode("utf-8", "replace")  # a bare AET (any other JSON value keeps the defaults)
     if method == "SystemDefault":
         method = ctx.settings.DicomDefaultRetrieveMethod
     remote = remote_for(ctx, handler.modality, handler.local_aet, timeout)
