@@ -300,13 +300,16 @@ class CommitmentReport:
         return out
 
 
+# EnumerationToString(StorageCommitmentFailureReason): the texts of PS3.4 Table J.3-2 (checked against 1.10.1)
 FAILURE_REASONS: Final[dict[int, str]] = {
-    0x0110: "Processing failure",
-    0x0112: "No such object instance",
-    0x0213: "Resource limitation",
-    0x0122: "Referenced SOP Class not supported",
-    0x0119: "Class / Instance conflict",
-    0x0131: "Duplicate transaction UID",
+    0x0110: "A general failure in processing the operation was encountered",
+    0x0112: "One or more of the elements in the Referenced SOP Instance Sequence was not available",
+    0x0213: "The SCP does not currently have enough resources to store the requested SOP Instance(s)",
+    0x0122: "Storage Commitment has been requested for a SOP Instance with a SOP Class that is not supported by "
+            "the SCP",
+    0x0119: "The SOP Class of an element in the Referenced SOP Instance Sequence did not correspond to the SOP "
+            "class registered for this SOP Instance at the SCP",
+    0x0131: "The Transaction UID of the Storage Commitment Request is already in use",
 }
 
 

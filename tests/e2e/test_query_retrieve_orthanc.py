@@ -181,7 +181,7 @@ async def test_storage_commitment_with_real_orthanc(peers: Peers) -> None:
         await asyncio.sleep(0.1)  # polling interval
     assert report["Status"] == "Failure" and report["RemoteAET"] == "ORTHANC"
     assert sorted(s["SOPInstanceUID"] for s in report["Success"]) == sorted(tags)
-    assert report["Failures"] == [{"Description": "No such object instance", "FailureReason": 274,
+    assert report["Failures"] == [{"Description": "One or more of the elements in the Referenced SOP Instance Sequence was not available", "FailureReason": 274,
                                    "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "SOPInstanceUID": "1.2.3.4"}]
 
 
@@ -215,3 +215,54 @@ async def test_find_worklist_matches_real_orthanc(settings: Settings, tmp_path: 
                     assert lite_answers
         finally:
             await asyncio.to_thread(orthanc.stop)
+
+
+async def _report(http: aiohttp.ClientSession, path: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        status, report = await _call(http, "GET", path)
+        assert status == 200, report
+        if report["Status"] != "Pending" or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.1)  # polling interval
+
+
+async def test_storage_commitment_reports_match_real_orthanc(peers: Peers) -> None:
+    """Both ask real Orthanc's storage commitment SCP about the same instances: same reports, same errors."""
+    status, instances = await _call(peers.orthanc_http, "GET", "/instances?expand")
+    uids = sorted(i["MainDicomTags"]["SOPInstanceUID"] for i in instances)
+    for refs in ([["1.2.840.10008.5.1.4.1.1.2", uid] for uid in uids],
+                 [["1.2.840.10008.5.1.4.1.1.2", uids[0]], ["1.2.840.10008.5.1.4.1.1.4", uids[1]],
+                  ["1.2.840.10008.5.1.4.1.1.2", "1.2.3"]]):
+        lite_ref, real_ref = await _both(peers, "POST", "/modalities/orthanc/storage-commitment",
+                                         "/modalities/self/storage-commitment", {"DicomInstances": refs})
+        lite = await _report(peers.lite_http, lite_ref["Path"])
+        real = await _report(peers.orthanc_http, real_ref["Path"])
+        assert lite == real
+    for body in ({}, {"DicomInstances": "x"}, {"DicomInstances": [["only-one"]]}, {"Resources": [3]}, []):
+        lite, real = await _both(peers, "POST", "/modalities/orthanc/storage-commitment",
+                                 "/modalities/self/storage-commitment", body)
+        assert lite["OrthancStatus"] == real["OrthancStatus"], body
+    lite, real = await _both(peers, "GET", "/storage-commitment/1.2.3", "/storage-commitment/1.2.3")
+    assert (lite["HttpStatus"], lite["OrthancStatus"]) == (real["HttpStatus"], real["OrthancStatus"])
+
+
+async def test_query_errors_match_real_orthanc(peers: Peers) -> None:
+    lite_q, real_q = await _both(peers, "POST", "/modalities/orthanc/query", "/modalities/self/query",
+                                 {"Level": "Patient", "Query": {"PatientID": "QRPAT"}})
+    for suffix in ("/answers/5/content", "/answers/5", "/answers/0/query-series"):
+        method = "POST" if suffix.endswith("query-series") else "GET"
+        lite, real = await _both(peers, method, lite_q["Path"] + suffix, real_q["Path"] + suffix,
+                                 {} if method == "POST" else None)
+        if isinstance(real, dict) and "OrthancStatus" in real:
+            assert lite["OrthancStatus"] == real["OrthancStatus"], suffix
+    for path in ("/queries/nope", "/queries/nope/answers"):
+        lite, real = await _both(peers, "GET", path, path)
+        assert lite["OrthancStatus"] == real["OrthancStatus"]
+    for body in ({"Query": {}}, {"Level": "Study", "Normalize": "yes"}, {"Level": "Study", "Query": []},
+                 {"Level": "Nope"}, []):
+        lite, real = await _both(peers, "POST", "/modalities/orthanc/query", "/modalities/self/query", body)
+        assert lite["OrthancStatus"] == real["OrthancStatus"], body
+    for body in ({"Level": "Study"}, {"Resources": []}, {"Level": "Study", "Resources": "x"}):
+        lite, real = await _both(peers, "POST", "/modalities/orthanc/move", "/modalities/self/move", body)
+        assert lite["OrthancStatus"] == real["OrthancStatus"], body
