@@ -149,7 +149,7 @@ def _extract_member(path: str, name: str, folder: str, max_size: int) -> str | N
 
 @routes.get("/" + LEVELS)
 async def list_resources(request: web.Request) -> web.Response:
-    """List the resources of a level (?expand, ?since + ?limit)."""
+    """List the resources of a level (?expand, ?since + ?limit; limit=0 means no limit)."""
     ctx = ctx_of(request)
     level = level_of(request)
     has_since, has_limit = "since" in request.query, "limit" in request.query
@@ -162,8 +162,7 @@ async def list_resources(request: web.Request) -> web.Response:
         infos = await ctx.index.expand(level, since=since, limit=limit)
         fmt = res.tag_format(request.query)
         return json_response([res.expand_resource(ctx, i, fmt) for i in infos])
-    if has_limit and limit == 0:
-        return json_response([])
+    # limit=0 means no limit (Orthanc >= 1.12.5, as in /tools/find); since still applies.
     return json_response(await ctx.index.list_public_ids(level, since, limit))
 
 
