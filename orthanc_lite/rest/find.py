@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..dicom.dicom_json import simplify_json
 from ..dicom.matching import (
+    COMPUTED_TAGS,
     IndexQuery,
     LabelsConstraint,
     MetadataConstraint,
@@ -255,7 +256,10 @@ def format_answer(ctx: ServerContext, answer: find_service.FindAnswer, parsed: P
                                    "UncompressedMD5": a.uncompressed_md5, "CompressedMD5": a.compressed_md5}
                                   for a in answer.attachments]
     if parsed.requested:
-        nodes = {find_service.key_of(tag): node for tag, node in answer.tags.items() if node is not None}
+        # A computed tag of another level (NumberOfStudyRelatedInstances on a series...) is left out, as Orthanc
+        # never computes it there (test_requested_tags); other absent tags are null.
+        nodes = {find_service.key_of(tag): node for tag, node in answer.tags.items()
+                 if node is not None and (tag not in COMPUTED_TAGS or parsed.level in COMPUTED_TAGS[tag][1])}
         out["RequestedTags"] = nodes if parsed.format == "full" else simplify_json(nodes, parsed.format)
     return out
 

@@ -408,3 +408,118 @@ async def test_find_labels(http: aiohttp.ClientSession) -> None:
     assert await count(["b"], "All", {"PatientID": "LBL"}, "Series") == 1
     assert await count(["a"], "Any", {"PatientID": "LBL"}, "Series") == 0
     assert await count(["a"], "None", {"PatientID": "LBL"}, "Series") == 1
+
+
+async def test_requested_tags_shapes(http: aiohttp.ClientSession) -> None:
+    """test_requested_tags: the keys of each expanded level (IsProtected on patients, >= 1.12.8), RequestedTags
+    read from the file at any level, computed tags of another level left out."""
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "121327", "DCM", "Full fidelity image"
+    up = await post_dicom(http, make_instance("RQ", RepetitionTime="2800", DerivationCodeSequence=[item]))
+    requested = "PatientID;StudyDescription;SeriesDescription;SOPClassUID;RepetitionTime;DerivationCodeSequence"
+    sizes = {"patients": 8, "studies": 9, "series": 10, "instances": 8}
+    ids = {"patients": up["ParentPatient"], "studies": up["ParentStudy"], "series": up["ParentSeries"],
+           "instances": up["ID"]}
+    for level, size in sizes.items():
+        plain = (await get(http, f"/{level}?expand"))[0]
+        assert len(plain) == size and "RequestedTags" not in plain, level
+        for answer in ((await get(http, f"/{level}?expand&requestedTags={requested}"))[0],
+                       await get(http, f"/{level}/{ids[level]}?requestedTags={requested}")):
+            assert len(answer) == size + 1, level
+            tags = answer["RequestedTags"]
+            assert len(tags) == 6 and tags["SOPClassUID"] == "1.2.840.10008.5.1.4.1.1.2", level
+            assert tags["RepetitionTime"] == "2800" and tags["DerivationCodeSequence"][0]["CodeValue"] == "121327"
+    assert "IsProtected" in (await get(http, "/patients?expand"))[0]
+    series = await _find(http, {"Query": {"PatientID": "*"}, "Level": "Series", "Expand": True,
+                                "RequestedTags": ["0008,0020", "0008,0061", "0020,1206", "0020,1208", "0020,1209"]})
+    assert set(series[0]["RequestedTags"]) == {"StudyDate", "NumberOfSeriesRelatedInstances"}
+    study = await _find(http, {"Query": {"PatientID": "*"}, "Level": "Study", "Expand": True,
+                               "RequestedTags": ["SOPClassesInStudy", "NumberOfStudyRelatedInstances"]})
+    assert study[0]["RequestedTags"] == {"SOPClassesInStudy": "1.2.840.10008.5.1.4.1.1.2",
+                                         "NumberOfStudyRelatedInstances": "1"}
+
+
+@pytest.fixture
+def user_metadata_settings(settings: Settings) -> Settings:
+    return settings.replace(UserMetadata={"my-metadata": 1098})
+
+
+# name -> (patient name, birth date, study date, series time, series description, BodyPartExamined, metadata base)
+ORDER_SERIES = {
+    "brainixFlair": ("BRAINIX", "19490301", "20061201", "100000", "sT2W/FLAIR", None, 10.0),
+    "brainixEpi": ("BRAINIX", "19490301", "20061201", "110000", "T2W/FE-EPI", None, 20.0),
+    "kneeT1": ("KNEE", "20080822", "20080819", "090000", "T1W_aTSE", "KNEE", 30.0),
+    "kneeT2": ("KNEE", "20080822", "20080819", "100000", "T2W_TSE", "KNEE", 40.0),
+}
+
+
+async def _order_database(http: aiohttp.ClientSession) -> dict[str, dict[str, Any]]:
+    """Two patients, four series of three instances, with series and instance user metadata (as the
+    Brainix/Knee uploads of test_extended_find_order_by)."""
+    out: dict[str, dict[str, Any]] = {}
+    studies = {"BRAINIX": "1.2.3.113.50", "KNEE": "1.2.3.113.60"}
+    for n, (name, (patient, birth, date, time_, description, body_part, base)) in enumerate(ORDER_SERIES.items()):
+        extra = {"BodyPartExamined": body_part} if body_part else {}
+        for i in range(3):
+            data = make_instance(patient, patient_name=patient, study_uid=studies[patient], series_uid=f"1.2.3.113.{n}",
+                                 study_date=date, instance_number=i + 1, PatientBirthDate=birth, SeriesTime=time_,
+                                 SeriesDescription=description, **extra)
+            up = await post_dicom(http, data)
+            async with http.put(f"/instances/{up['ID']}/metadata/1234", data=f"{base + 0.1 * i:f}"):
+                pass
+        async with http.put(f"/series/{up['ParentSeries']}/metadata/my-metadata", data=name):
+            pass
+        out[name] = up
+    return out
+
+
+async def test_extended_find_order_by(user_metadata_settings: Settings) -> None:
+    """test_extended_find_order_by: tags of the level and of its ancestors, casts, metadata, missing values last."""
+    async with orthanc_lite.serve(user_metadata_settings, host="127.0.0.1") as srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        ups = await _order_database(http)
+        series = {name: up["ParentSeries"] for name, up in ups.items()}
+
+        def order(*items: tuple[str, str, str]) -> list[dict[str, str]]:
+            return [{"Type": t, "Key": k, "Direction": d} for t, k, d in items]
+
+        studies = await _find(http, {"Level": "Study", "Expand": True, "Query": {"PatientName": "*"},
+                                     "OrderBy": order(("DicomTag", "PatientName", "DESC"))})
+        assert [s["PatientMainDicomTags"]["PatientName"] for s in studies] == ["KNEE", "BRAINIX"]
+        found = await _find(http, {"Level": "Series", "Query": {"SeriesDescription": "*"}, "OrderBy": order(
+            ("DicomTag", "StudyDate", "ASC"), ("DicomTag", "SeriesTime", "ASC"))})
+        assert found == [series[n] for n in ("brainixFlair", "brainixEpi", "kneeT1", "kneeT2")]
+        found = await _find(http, {"Level": "Series", "Query": {}, "OrderBy": order(
+            ("DicomTag", "PatientBirthDate", "ASC"), ("DicomTag", "SeriesTime", "ASC"))})
+        assert found == [series[n] for n in ("brainixFlair", "brainixEpi", "kneeT1", "kneeT2")]
+        instances = await _find(http, {"Level": "Instance", "Expand": True, "Query": {}, "OrderBy": order(
+            ("DicomTagAsInt", "InstanceNumber", "DESC"), ("DicomTag", "PatientBirthDate", "ASC"),
+            ("DicomTag", "SeriesTime", "ASC")), "RequestedTags": ["InstanceNumber", "PatientBirthDate", "SeriesTime"]})
+        keys = [(-int(a["RequestedTags"]["InstanceNumber"]), a["RequestedTags"]["PatientBirthDate"],
+                 a["RequestedTags"]["SeriesTime"]) for a in instances]
+        assert len(keys) == 12 and keys == sorted(keys)
+        # BodyPartExamined is missing on the Brainix series: they come last.
+        found = await _find(http, {"Level": "Series", "Query": {}, "OrderBy": order(("DicomTag", "BodyPartExamined",
+                                                                                      "ASC"))})
+        assert set(found[:2]) == {series["kneeT1"], series["kneeT2"]}
+        found = await _find(http, {"Level": "Series", "Query": {"SeriesDescription": "*"}, "OrderBy": order(
+            ("Metadata", "my-metadata", "DESC"))})
+        assert found == [series[n] for n in ("kneeT2", "kneeT1", "brainixFlair", "brainixEpi")]
+        found = await _find(http, {"Level": "Series", "Query": {}, "OrderBy": order(
+            ("DicomTag", "PatientName", "ASC"), ("Metadata", "my-metadata", "DESC"))})
+        assert found == [series[n] for n in ("brainixFlair", "brainixEpi", "kneeT2", "kneeT1")]
+        instances = await _find(http, {"Level": "Instance", "Query": {}, "ResponseContent": ["Metadata"],
+                                       "RequestedTags": ["SeriesDescription"],
+                                       "OrderBy": order(("MetadataAsFloat", "1234", "DESC"))})
+        assert [float(a["Metadata"]["1234"]) for a in instances[:3]] == [40.2, 40.1, 40.0]
+        assert {a["RequestedTags"]["SeriesDescription"] for a in instances[:3]} == {"T2W_TSE"}
+        # test_extended_find_full: metadata filter, parent, two orders and a partial answer together.
+        full = await _find(http, {
+            "Level": "Series", "Query": {"PatientName": "*"}, "RequestedTags": ["StudyDate"],
+            "MetadataQuery": {"my-metadata": "*nee*"}, "ParentPatient": ups["kneeT1"]["ParentPatient"],
+            "OrderBy": order(("DicomTag", "SeriesDescription", "ASC"), ("Metadata", "my-metadata", "DESC")),
+            "ResponseContent": ["Parent", "Children", "MainDicomTags", "Metadata"]})
+        assert [a["ID"] for a in full] == [series["kneeT1"], series["kneeT2"]]
+        assert full[0]["ParentStudy"] == ups["kneeT1"]["ParentStudy"] and len(full[0]["Instances"]) == 3
+        assert full[0]["Metadata"]["RemoteAET"] == "" and full[0]["Metadata"]["my-metadata"] == "kneeT1"
+        assert full[0]["RequestedTags"] == {"StudyDate": "20080819"} and "Labels" not in full[0]
