@@ -9,7 +9,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -153,7 +153,7 @@ _NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.8
                               "1.2.840.10008.1.2.1.99"})
 
 
-def _unexpected_vr(ds: pydicom.Dataset, present: dict[int, object], vr: str | None, syntax: str) -> str | None:
+def _unexpected_vr(ds: pydicom.Dataset, present: Mapping[int, object], vr: str | None, syntax: str) -> str | None:
     """PixelDataVR is stored only when the VR of the pixel data is not the one a reader would assume: OW in an
     implicit-VR file, OB when encapsulated, else OW above 8 bits allocated and OB otherwise (so an 8-bit image
     written as OW gets "OW", as Orthanc does for Issue143.dcm or KarstenHilbertRF.dcm)."""
@@ -173,7 +173,7 @@ def _unexpected_vr(ds: pydicom.Dataset, present: dict[int, object], vr: str | No
 _MAIN_SEQUENCES = (0x00400275,)  # RequestAttributesSequence (series)
 
 
-def _main_sequences(ds: pydicom.Dataset, present: dict[int, object]) -> str | None:
+def _main_sequences(ds: pydicom.Dataset, present: Mapping[int, object]) -> str | None:
     tags = [t for t in _MAIN_SEQUENCES if t in present]
     if not tags:
         return None

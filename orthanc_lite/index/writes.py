@@ -88,9 +88,9 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
         # Overwrite: delete the old instance as DELETE would, with the ancestors it leaves empty (Orthanc's
         # ResourceDeleted trigger): their metadata, labels and changes go too, so re-uploading the only
         # instance of a study replaces its StableStudy change by a new one (test_overwrite_generates_stable_study).
-        parent = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (existing,)).fetchone()[0]
+        old_parent = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (existing,)).fetchone()[0]
         removed, delta = _delete_subtree(conn, existing)
-        _prune_empty_ancestors(conn, parent)
+        _prune_empty_ancestors(conn, old_parent)
         out.removed_uuids.extend(removed)
         out.delta_bytes += delta
 

@@ -7,7 +7,6 @@ files or on pydicom-built ones, over real HTTP (and DICOM with dcmtk's storescu)
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import shutil
 import time
 from typing import Any
