@@ -178,6 +178,9 @@ def _main_sequences(ds: pydicom.Dataset, present: Mapping[int, object]) -> str |
     if not tags:
         return None
     sub = pydicom.Dataset()
+    for attr in ("_parent_encoding", "_orthanc_default_encoding"):  # the default encoding (see read_dataset)
+        if hasattr(ds, attr):
+            setattr(sub, attr, getattr(ds, attr))
     if 0x00080005 in present:
         sub[0x00080005] = ds[0x00080005]  # the items' character set
     for tag in tags:
