@@ -298,8 +298,7 @@ async def retrieve_all(request: web.Request) -> web.Response:
 
 
 async def submit_retrieve(request: web.Request, work: RetrieveWork, body: dict[str, Any]) -> web.Response:
-    """Run the retrieve as a DicomMoveScu / DicomGetScu job (Synchronous / Asynchronous / Priority /
-    Permissive)."""
+    """Run the retrieve as a DicomMoveScu / DicomGetScu job (Synchronous, Asynchronous, Priority, Permissive)."""
     from . import retrieve_jobs
 
     if "Permissive" in body:
@@ -551,8 +550,9 @@ async def storage_commitment(request: web.Request) -> web.Response:
 
 @routes.get("/storage-commitment/{id}")
 async def storage_commitment_report(request: web.Request) -> web.Response:
-    """The storage commitment report: Status Pending until the remote's N-EVENT-REPORT, then Success or
-    Failure with the Success and Failures lists."""
+    """Get a storage commitment report (Pending until the remote's N-EVENT-REPORT, then Success or Failure).
+
+    Once complete it lists the acknowledged instances (Success) and the refused ones (Failures)."""
     uid = request.match_info["id"]
     report = reports(ctx_of(request)).get(uid)
     if report is None:

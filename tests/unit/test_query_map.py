@@ -100,3 +100,14 @@ def test_retrieve_work_survives_serialization() -> None:
     assert again.progress() == 0.0
     get = RetrieveJob(RetrieveWork("C-GET", _remote(), [], ""))
     assert get.job_type == "DicomGetScu" and "TargetAet" not in get.content()
+
+
+def test_query_retrieve_routes_document_themselves() -> None:
+    from aiohttp import web
+
+    from orthanc_lite.rest import queries
+
+    for route in queries.routes:
+        assert isinstance(route, web.RouteDef)
+        doc = (route.handler.__doc__ or "").strip()
+        assert doc and doc.splitlines()[0].endswith((".", ")")), f"{route.method} {route.path}"
