@@ -326,8 +326,10 @@ def get(remote: Remote, level: ResourceLevel, keys: DicomMap, sop_classes: Seque
                 final = status
         if final is None:
             raise _lost(remote, "C-GET")
-        if final not in (0x0000, 0xB000):
-            _check_final(remote, "C-GET", final, "resource not found ?")
+        if final != 0x0000:
+            # Orthanc's C-GET SCU does not check the final status (the job succeeds with what was received);
+            # only a lost or timed-out association fails it.
+            logger.warning('C-GET SCU to AET "%s" ended with DIMSE status 0x%04X', remote.modality.AET, final)
     finally:
         _release(assoc)
     return progress

@@ -365,3 +365,10 @@ async def test_find_worklist(settings: Settings, tmp_path: pathlib.Path) -> None
         legacy = await _post(http, "/modalities/wlm/find-worklist", {"PatientName": "Doe*"})  # Orthanc <= 1.9.4
         assert [a["PatientName"] for a in legacy] == ["Doe^Jane"]
         await _post(http, "/modalities/wlm/find-worklist", {"Query": {"NoSuchTag": ""}}, status=400)
+
+
+async def test_get_of_a_missing_resource_succeeds_empty(pair: Pair) -> None:
+    """As Orthanc's C-GET SCU, the final failure status of the remote does not fail the job."""
+    job = await _post(pair.local, "/modalities/remote/get", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]})
+    assert job["Query"] == [{"0008,0052": "STUDY", "0020,000d": "1.2"}]
+    assert await _get(pair.local, "/instances") == []
