@@ -3,7 +3,11 @@ and the stored instances with given SOPInstanceUIDs (for /storage-commitment/{id
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..dicom.matching import IndexQuery, MatchKind, TagConstraint
+from ..index import reads
+from ..index.reads import ResourceInfo
 from ..errors import ErrorCode, OrthancError
 from ..model import MetadataType, ResourceLevel
 from .context import ServerContext
@@ -13,24 +17,32 @@ SOP_INSTANCE_KEY = "0008,0018"
 
 
 async def sop_refs_of(ctx: ServerContext, public_ids: list[str]) -> list[tuple[str, str]]:
-    """(SOPClassUID, SOPInstanceUID) of every instance below each resource (any level), in order."""
+    """(SOPClassUID, SOPInstanceUID) of every instance below the resources (any level), in one read transaction."""
+
+    def tx(conn: Any) -> tuple[str | None, list[ResourceInfo]]:
+        instance_ids: list[int] = []
+        for public_id in public_ids:
+            found = reads.find_internal(conn, public_id)
+            if found is None:
+                return public_id, []
+            internal, level = found
+            if level is ResourceLevel.INSTANCE:
+                instance_ids.append(internal)
+            else:
+                instance_ids.extend(reads.children_internal(conn, internal, ResourceLevel.INSTANCE, level))
+        return None, reads.expand(conn, ResourceLevel.INSTANCE, instance_ids) if instance_ids else []
+
+    missing, infos = await ctx.index.engine.read(tx)
+    if missing is not None:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {missing}")
     refs: list[tuple[str, str]] = []
-    for public_id in public_ids:
-        found = await ctx.index.find_internal(public_id)
-        if found is None:
-            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
-        internal, level = found
-        if level is ResourceLevel.INSTANCE:
-            infos = await ctx.index.expand(ResourceLevel.INSTANCE, [internal])
-        else:
-            infos = await ctx.index.expand_children(internal, level, ResourceLevel.INSTANCE)
-        for info in infos:
-            sop_class = info.metadata.get(MetadataType.SopClassUid)
-            sop_instance = info.main_tags.get(SOP_INSTANCE_KEY)
-            if not sop_class or not sop_instance:
-                raise OrthancError(ErrorCode.InternalError,
-                                   f"Cannot retrieve SOP Class/Instance UID of Orthanc instance: {info.public_id}")
-            refs.append((sop_class, sop_instance))
+    for info in infos:
+        sop_class = info.metadata.get(MetadataType.SopClassUid)
+        sop_instance = info.main_tags.get(SOP_INSTANCE_KEY)
+        if not sop_class or not sop_instance:
+            raise OrthancError(ErrorCode.InternalError,
+                               f"Cannot retrieve SOP Class/Instance UID of Orthanc instance: {info.public_id}")
+        refs.append((sop_class, sop_instance))
     return refs
 
 

@@ -372,3 +372,8 @@ async def test_get_of_a_missing_resource_succeeds_empty(pair: Pair) -> None:
     job = await _post(pair.local, "/modalities/remote/get", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]})
     assert job["Query"] == [{"0008,0052": "STUDY", "0020,000d": "1.2"}]
     assert await _get(pair.local, "/instances") == []
+
+
+async def test_storage_commitment_of_unknown_resource(pair: Pair) -> None:
+    err = await _post(pair.local, "/modalities/remote/storage-commitment", {"Resources": ["nope"]}, status=404)
+    assert err["OrthancStatus"] == 17
