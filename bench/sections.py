@@ -20,7 +20,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND)
+OPTIONAL_SECTIONS = ("find", "dimse", "cmove")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4:
+# C-STORE/C-FIND), bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
 
 
 @dataclass(frozen=True)
