@@ -36,6 +36,7 @@ from ..dimse.queries import (
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services import delete as delete_svc
+from . import retrieve_jobs  # also registers the DicomMoveScu / DicomGetScu job types (SaveJobs reload)
 from .helpers import bool_arg, ctx_of, json_body, json_response, text_response
 from .tags import dicom_format
 
@@ -299,8 +300,6 @@ async def retrieve_all(request: web.Request) -> web.Response:
 
 async def submit_retrieve(request: web.Request, work: RetrieveWork, body: dict[str, Any]) -> web.Response:
     """Run the retrieve as a DicomMoveScu / DicomGetScu job (Synchronous, Asynchronous, Priority, Permissive)."""
-    from . import retrieve_jobs
-
     if "Permissive" in body:
         if not isinstance(body["Permissive"], bool):
             raise OrthancError(ErrorCode.BadFileFormat, 'The field "Permissive" must be a Boolean')

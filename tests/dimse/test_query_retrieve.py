@@ -377,3 +377,28 @@ async def test_get_of_a_missing_resource_succeeds_empty(pair: Pair) -> None:
 async def test_storage_commitment_of_unknown_resource(pair: Pair) -> None:
     err = await _post(pair.local, "/modalities/remote/storage-commitment", {"Resources": ["nope"]}, status=404)
     assert err["OrthancStatus"] == 17
+
+
+async def test_retrieve_jobs_are_saved(settings: Settings, tmp_path: pathlib.Path) -> None:
+    """SaveJobs: a finished DicomMoveScu job is reloaded by a new process (python -m orthanc_lite), with its
+    Content (the job type is registered at start-up, before the saved jobs are read)."""
+    from tests.e2e.orthanc_peer import spawn_orthanc_lite
+
+    remote_settings = settings.replace(StorageDirectory=str(tmp_path / "remote"), DicomAet="REMOTE")
+    async with orthanc_lite.serve(remote_settings, host="127.0.0.1") as remote_srv:
+        config = {"SaveJobs": True, "DicomModalities": {"remote": ["REMOTE", "127.0.0.1", remote_srv.dicom_port]}}
+        lite = await asyncio.to_thread(spawn_orthanc_lite, tmp_path / "lite", config)
+        try:
+            async with aiohttp.ClientSession(base_url=lite.url) as http:
+                ref = await _post(http, "/modalities/remote/move", {"Level": "Study", "Asynchronous": True,
+                                                                    "Resources": [{"StudyInstanceUID": "1.2.3"}],
+                                                                    "Permissive": True, "TargetAet": "NOBODY"})
+                before = await _poll_job(http, ref["Path"])
+                assert before["State"] == "Success"
+            await asyncio.to_thread(lite.restart)
+            async with aiohttp.ClientSession(base_url=lite.url) as http:
+                after = await _get(http, ref["Path"])
+        finally:
+            await asyncio.to_thread(lite.stop)
+    assert after["Type"] == "DicomMoveScu" and after["State"] == "Success"
+    assert after["Content"] == before["Content"]
