@@ -57,6 +57,11 @@ StorageAccess: TypeAlias = Literal["Always", "Answers", "Never"]
 TranscoderOrder: TypeAlias = Literal["After", "Before", "Disabled"]
 
 
+# Credentials published in Orthanc's samples and test configurations: a server whose registered users
+# include one of them is reported as insecure by "/system" (Orthanc 1.13, CheckHttpServerSecurity.py).
+SAMPLE_CREDENTIALS: Final = frozenset({("orthanc", "orthanc"), ("alice", "orthanctest")})
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the option, file and value at fault."""
 
@@ -1847,8 +1852,11 @@ class Settings:
 
     @property
     def is_http_server_secure(self) -> bool:
-        """False when remote clients are accepted without authentication ("/system" reports it)."""
-        return not (self.RemoteAccessAllowed and not self.authentication_enabled)
+        """False when remote clients are accepted without authentication, or when a registered user has
+        well-known sample credentials (Orthanc 1.13's IsHttpServerSecure, shown by "/system")."""
+        if self.RemoteAccessAllowed and not self.authentication_enabled:
+            return False
+        return not any((name, str(password)) in SAMPLE_CREDENTIALS for name, password in self.RegisteredUsers.items())
 
     @property
     def overwrite_mode(self) -> OverwriteMode:
@@ -2072,13 +2080,24 @@ def _build(document: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _warn_about_combinations(settings: Settings) -> None:
-    # Orthanc 1.12 starts in these cases but warns; 1.13 refuses the first one (we stay on 1.12).
+def startup_refusal(settings: Settings) -> str | None:
+    """Why Orthanc 1.13 refuses to start with these settings, or None: remote access with authentication
+    (explicit, or implied by an unset AuthenticationEnabled) but no user to authenticate."""
     if settings.RemoteAccessAllowed and settings.authentication_enabled and not settings.RegisteredUsers:
-        logger.warning(
-            "Remote access is allowed and authentication is enabled, but RegisteredUsers is empty: "
-            "every remote HTTP request will be refused"
-        )
+        return ('"RemoteAccessAllowed" and "AuthenticationEnabled" are true but "RegisteredUsers" is empty: '
+                'no client could ever log in. Declare a user in "RegisteredUsers", or set '
+                '"AuthenticationEnabled" to false explicitly if another layer authenticates')
+    return None
+
+
+def check_startup_security(settings: Settings) -> None:
+    """Raise ConfigError in the configurations that Orthanc 1.13 refuses to start with."""
+    reason = startup_refusal(settings)
+    if reason is not None:
+        raise ConfigError(reason)
+
+
+def _warn_about_combinations(settings: Settings) -> None:
     if settings.RemoteAccessAllowed and not settings.authentication_enabled:
         logger.warning(
             "Remote access is allowed while authentication is disabled: the HTTP server is POSSIBLY INSECURE"

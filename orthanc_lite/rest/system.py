@@ -42,7 +42,7 @@ async def system(request: web.Request) -> web.Response:
         "DicomAet": s.DicomAet,
         "DicomPort": ctx.dicom_port,
         "HttpPort": ctx.http_port,
-        "IsHttpServerSecure": bool(s.SslEnabled) or not bool(s.RemoteAccessAllowed) or s.authentication_enabled,
+        "IsHttpServerSecure": s.is_http_server_secure,
         "Name": s.Name,
         "PluginsEnabled": False,
         "StorageAreaPlugin": None,
