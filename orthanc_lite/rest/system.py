@@ -109,7 +109,7 @@ async def put_default_encoding(request: web.Request) -> web.Response:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown encoding: {value}")
     ctx.default_encoding = match
     logger.warning("Default encoding changed to %s", match)
-    return text_response("")
+    return text_response(match)  # Orthanc answers the name of the new encoding
 
 
 @routes.get("/tools/accepted-transfer-syntaxes")
