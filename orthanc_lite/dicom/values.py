@@ -27,6 +27,7 @@ from pydicom.valuerep import PersonName
 
 __all__ = [
     "ENCODINGS",
+    "encoding_codec",
     "DicomReadError",
     "read_dataset",
     "dataset_codecs",
@@ -148,6 +149,11 @@ _UI_SPACES: Final[bytes] = b" \t\n\v\f\r"
 
 class DicomReadError(ValueError):
     """The data is not a DICOM file (or is too damaged to be parsed)."""
+
+
+def encoding_codec(name: str) -> str | None:
+    """The Python codec of an Orthanc encoding name ("Latin1" -> "latin_1"), None when unknown."""
+    return _CODECS.get(name)
 
 
 def read_dataset(
@@ -359,7 +365,11 @@ def tag_string(ds: Dataset, tag: int, codecs: Sequence[str] | None = None) -> st
 def _raw_to_string(raw: bytes, vr: str, little: bool, codecs: Sequence[str]) -> str | None:
     if vr in _NUMBER_FORMATS:
         fmt, size = _NUMBER_FORMATS[vr]
-        count = len(raw) // size if len(raw) > size and len(raw) % size == 0 else min(1, len(raw) // size)
+        if len(raw) > size and len(raw) % size:
+            # DCMTK pads a value whose length is no multiple of the VR's size with zeros ("8\\0" for a
+            # 3-byte US), and Orthanc shows what DCMTK reads
+            raw = raw + b"\0" * (size - len(raw) % size)
+        count = len(raw) // size if len(raw) >= size else 0
         if count == 0:
             return None
         values = struct.unpack(("<" if little else ">") + fmt * count, raw[: count * size])
