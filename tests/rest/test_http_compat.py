@@ -4,10 +4,12 @@ test_error_codes_content_type, test_googlecode_issue_32). Compared with real Ort
 
 from __future__ import annotations
 
+import io
 import pathlib
 from xml.dom import minidom
 
 import aiohttp
+import pydicom
 import pytest
 import requests
 from yarl import URL
@@ -19,6 +21,7 @@ from orthanc_lite import app as app_module
 from orthanc_lite.config import Settings
 
 from tests.conftest import testdata, upload
+from tests.data.make_samples import make_instance
 from tests.e2e.orthanc_peer import ORTHANC_AVAILABLE, SKIP_REASON, start_orthanc
 
 
@@ -105,8 +108,28 @@ async def test_put_default_encoding_answers_the_name(http: aiohttp.ClientSession
         assert await resp.text() == "Windows1251"
     async with http.get("/tools/default-encoding") as resp:
         assert await resp.text() == "Windows1251"
+    # Issue 32: a file without SpecificCharacterSet is read with the default encoding in effect at upload.
+    ds = pydicom.dcmread(io.BytesIO(make_instance("ISSUE32")))
+    del ds.SpecificCharacterSet
+    ds.SeriesDescription = "Рентгенография".encode("cp1251")
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    first = await upload_bytes(http, buf.getvalue())
+    async with http.get(f"/instances/{first}/simplified-tags") as resp:
+        assert (await resp.json())["SeriesDescription"] == "Рентгенография"
     async with http.put("/tools/default-encoding", data=b"Latin1") as resp:
         assert await resp.text() == "Latin1"
+    async with http.delete(f"/instances/{first}") as resp:
+        assert resp.status == 200
+    again = await upload_bytes(http, buf.getvalue())
+    async with http.get(f"/instances/{again}/simplified-tags") as resp:
+        assert (await resp.json())["SeriesDescription"] != "Рентгенография"
+
+
+async def upload_bytes(http: aiohttp.ClientSession, data: bytes) -> str:
+    async with http.post("/instances", data=data) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["ID"])
 
 
 @pytest.mark.orthanc
