@@ -16,6 +16,9 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
+import orthanc_lite
+from orthanc_lite.config import Settings
+from tests.conftest import testdata
 from tests.data.make_samples import make_instance
 from tests.e2e.orthanc_peer import ORTHANC_AVAILABLE, SKIP_REASON, start_orthanc
 
@@ -69,3 +72,72 @@ async def test_cp246_as_real_orthanc(http: aiohttp.ClientSession, tmp_path: path
     async with http.get(f"/instances/{answer['ID']}/tags") as resp:
         ours = await resp.json()
     assert ours == theirs
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+@pytest.mark.parametrize("fmt", ["", "?simplify", "?short"])
+async def test_private_tags_as_real_orthanc(http: aiohttp.ClientSession, tmp_path: pathlib.Path, fmt: str) -> None:
+    data = testdata("PrivateTags.dcm").read_bytes()
+    with start_orthanc(tmp_path / "orthanc") as peer:
+        answer = requests.post(peer.url + "/instances", data=data, timeout=30).json()
+        theirs = requests.get(f"{peer.url}/instances/{answer['ID']}/tags{fmt}", timeout=30).json()
+    async with http.post("/instances", data=data) as resp:
+        assert (await resp.json())["ID"] == answer["ID"]
+    async with http.get(f"/instances/{answer['ID']}/tags{fmt}") as resp:
+        ours = await resp.json()
+    diff = {k: (ours.get(k), theirs.get(k)) for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)}
+    assert diff == {}
+
+
+def private_file(explicit: bool) -> bytes:
+    """Private tags: two DCMTK private.dic creators (GEMS_IDEN_01, ELSCINT1), one unknown creator whose tags the
+    "Dictionary" option of the test names; implicit VR makes the dictionaries decide the VRs too."""
+    ds = pydicom.dcmread(io.BytesIO(make_instance("PRIV", sop_uid="1.2.999.1" if explicit else "1.2.999.2")))
+    gems = ds.private_block(0x0009, "GEMS_IDEN_01", create=True)
+    gems.add_new(0x01, "LO", "FULL")
+    gems.add_new(0x04, "SH", "PRODUCT")
+    gems.add_new(0x27, "SL", 1234567)
+    elscint = ds.private_block(0x00E1, "ELSCINT1", create=True)
+    elscint.add_new(0x01, "US", 7)
+    mine = ds.private_block(0x4321, "RadioLogic", create=True)
+    mine.add_new(0x12, "LO", "jklmopq")
+    mine.add_new(0x13, "DS", "1.5")
+    unknown = ds.private_block(0x0019, "NOBODY KNOWS", create=True)
+    unknown.add_new(0x01, "LO", "what")
+    buf = io.BytesIO()
+    if explicit:
+        ds.save_as(buf)
+    else:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(buf, implicit_vr=True)
+    return buf.getvalue()
+
+
+DICTIONARY = {"4321,1012": ["LO", "RadioButton3", 1, 1, "RadioLogic"],
+              "4321,1013": ["DS", "RadioFactor", 1, 1, "RadioLogic"]}
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "implicit"])
+async def test_private_dictionaries_as_real_orthanc(settings: Settings, tmp_path: pathlib.Path,
+                                                    explicit: bool) -> None:
+    data = private_file(explicit)
+    formats = ("", "?simplify", "?short")
+    with start_orthanc(tmp_path / "orthanc", {"Dictionary": DICTIONARY}) as peer:
+        answer = requests.post(peer.url + "/instances", data=data, timeout=30).json()
+        theirs = [requests.get(f"{peer.url}/instances/{answer['ID']}/tags{f}", timeout=30).json() for f in formats]
+    async with orthanc_lite.serve(settings.replace(Dictionary=DICTIONARY), host="127.0.0.1") as srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        async with http.post("/instances", data=data) as resp:
+            assert (await resp.json())["ID"] == answer["ID"]
+        ours = []
+        for f in formats:
+            async with http.get(f"/instances/{answer['ID']}/tags{f}") as resp:
+                ours.append(await resp.json())
+    assert theirs[1]["RadioButton3"] == "jklmopq"  # the Dictionary option names it, in both servers
+    assert theirs[1]["FullFidelity"] == "FULL" and theirs[1]["DataDictionaryVersion"] == "7"  # DCMTK private.dic
+    for mine, orth in zip(ours, theirs):
+        diff = {k: (mine.get(k), orth.get(k)) for k in set(mine) | set(orth) if mine.get(k) != orth.get(k)}
+        assert diff == {}
