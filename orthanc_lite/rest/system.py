@@ -11,6 +11,7 @@ from pydicom.uid import generate_uid
 
 from .. import __version__, log
 from ..dicom import transfer_syntaxes
+from ..dimse import conformance
 from ..dicom.tags import signature
 from ..dicom.values import ENCODINGS
 from ..errors import ErrorCode, OrthancError
@@ -91,6 +92,19 @@ async def generate(request: web.Request) -> web.Response:
     except ValueError:
         raise OrthancError(ErrorCode.ParameterOutOfRange, "Level must be patient, study, series or instance") from None
     return text_response(generate_uid(prefix=None))
+
+
+@routes.get("/tools/dicom-conformance")
+async def dicom_conformance(request: web.Request) -> web.Response:
+    """The DICOM conformance statement of the DICOM server, as plain text."""
+    return web.Response(body=conformance.statement().encode(), headers={"Content-Type": "text/plain"})
+
+
+@routes.post("/tools/invalidate-tags")
+async def invalidate_tags(request: web.Request) -> web.Response:
+    """Invalidate the cached JSON summaries of the DICOM files: tags are always read from the files here, so
+    there is nothing to drop; answers an empty body, as Orthanc >= 1.9.1 does."""
+    return web.Response(body=b"", headers={"Content-Type": "text/plain"})
 
 
 @routes.get("/tools/default-encoding")

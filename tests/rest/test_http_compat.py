@@ -60,7 +60,16 @@ async def test_xml_rendering(http: aiohttp.ClientSession) -> None:
 async def test_auto_directory(http: aiohttp.ClientSession, settings: Settings) -> None:
     async with http.get("/tools") as resp:
         tools = await resp.json()
-    assert "now" in tools and "find" in tools and "default-encoding" in tools
+    for name in ("now", "find", "default-encoding", "dicom-conformance", "invalidate-tags"):
+        assert name in tools
+    async with http.get("/tools/dicom-conformance") as resp:
+        statement = await resp.text()
+    assert len(statement) > 1000 and "1.2.840.10008.5.1.4.1.1.2" in statement  # CT Image Storage is listed
+    assert "CTImageStorage" in statement and "StudyRootQueryRetrieveInformationModelFind" in statement
+    async with http.post("/tools/invalidate-tags", data=b"") as resp:
+        assert resp.status == 200 and await resp.read() == b""
+    async with http.get("/modalities") as resp:
+        assert resp.status == 200
     for path in ("/tools/nope", "/nope", "/nope/nope.html"):
         async with http.get(path) as resp:
             assert resp.status == 404, path
