@@ -18,6 +18,7 @@ from aiohttp.web_urldispatcher import MatchInfoError, UrlDispatcher
 
 from ..app_keys import CONTEXT, USERNAME
 from ..errors import HTTP_REASONS, ErrorCode, OrthancError
+from .helpers import json_response
 from .http_compat import auto_directory, json_to_xml, wants_xml
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,7 @@ def _unknown_route(request: web.Request) -> web.Response:
     if request.method == "GET":
         children = auto_directory(request.app.router.routes(), _REPEATED_SLASHES.sub("/", request.path))
         if children is not None:
-            return web.Response(body=orjson.dumps(children, option=orjson.OPT_INDENT_2),
-                                content_type="application/json", charset="utf-8")
+            return json_response(children)
     if not request.app[CONTEXT].settings.HttpDescribeErrors:
         return web.Response(status=404)
     body = error_body(request, 404, ErrorCode.UnknownResource, None)

@@ -6,6 +6,7 @@ empty body. Part and chunk bytes go to server-named temporary files: no client n
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 import logging
@@ -95,6 +96,7 @@ class ChunkStore:
 
     def __init__(self) -> None:
         self._pending: collections.OrderedDict[str, _PendingUpload] = collections.OrderedDict()
+        self._lock = asyncio.Lock()  # one chunk at a time: two requests must not interleave their appends
 
     def in_progress(self, name: str) -> bool:
         return name in self._pending
@@ -102,6 +104,11 @@ class ChunkStore:
     async def add(self, ctx: ServerContext, name: str, expected: int,
                   chunk: bytes | SpooledBody) -> SpooledBody | None:
         """Append one chunk (consumed); the whole file once its last chunk arrived, else None."""
+        async with self._lock:
+            return await self._add(ctx, name, expected, chunk)
+
+    async def _add(self, ctx: ServerContext, name: str, expected: int,
+                   chunk: bytes | SpooledBody) -> SpooledBody | None:
         pending = self._pending.pop(name, None)
         if pending is None or pending.expected != expected:
             if pending is not None:
