@@ -109,6 +109,11 @@ async def test_names_converted_from_every_source_encoding(settings: Settings, tm
             assert answers[0]["SpecificCharacterSet"].strip() == term.encode()
             assert answers[0]["PatientID"].strip() == suffix.encode()
             assert answers[0]["PatientName"].rstrip(b" ") == expected_name(codec, master_codec), name
+            # REST shows the name decoded from the file's own encoding, whatever DefaultEncoding is.
+            async with http.post("/tools/find", json={"Level": "Study", "Query": {}, "Expand": True}) as resp:
+                studies = await resp.json()
+            assert [s["PatientMainDicomTags"]["PatientName"] for s in studies] == [
+                TEST.encode(codec, "ignore").decode(codec)], name
 
 
 async def _all_patients(http: aiohttp.ClientSession) -> list[str]:
