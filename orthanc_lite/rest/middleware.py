@@ -155,7 +155,8 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if settings.authentication_enabled:
         user = _basic_user(request.headers.get("Authorization", ""), settings.RegisteredUsers)
         if user is None:
-            return web.Response(status=401, text="Unauthorized",
+            # As Orthanc: no body, hence no Content-Type (only the challenge header)
+            return web.Response(status=401,
                                 headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
         request[USERNAME] = user
     return await handler(request)
