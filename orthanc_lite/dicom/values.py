@@ -81,7 +81,7 @@ _CODECS: Final[dict[str, str]] = {
     "Thai": "tis_620",
     "Japanese": "shift_jis",
     "Chinese": "gb18030",
-    "JapaneseKanji": "iso2022_jp",
+    "JapaneseKanji": "iso2022_jp_1",  # with JIS X 0212, as Orthanc's conversion writes "é" (ESC $ ( D)
     "Korean": "euc_kr",
     "SimplifiedChinese": "gb2312",
 }

@@ -171,3 +171,31 @@ async def test_same_answers_as_real_orthanc(settings: Settings, tmp_path: pathli
     for mine, orth in zip(ours, theirs):
         key = lambda a: (a.get("PatientID", b""), a.get("SOPInstanceUID", b""))  # noqa: E731
         assert sorted(mine, key=key) == sorted(orth, key=key)
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+async def test_every_default_encoding_as_real_orthanc(settings: Settings, tmp_path: pathlib.Path) -> None:
+    """All the encodings Orthanc knows (including Windows1251, Chinese, JapaneseKanji, Korean, SimplifiedChinese):
+    the same SpecificCharacterSet and the same name bytes as real Orthanc, for a UTF-8 and a Latin-1 file."""
+    from orthanc_lite.dicom.values import ENCODINGS as ALL_ENCODINGS
+
+    files = [testdata("Encodings", "Lena-utf8.dcm").read_bytes(), testdata("Encodings", "Lena-latin1.dcm").read_bytes()]
+    keys = ["QueryRetrieveLevel=STUDY", "PatientID", "SpecificCharacterSet", "PatientName", "StudyDescription"]
+    theirs: dict[str, list[dict[str, bytes]]] = {}
+    with start_orthanc(tmp_path / "orthanc", {"DicomAlwaysAllowFind": True}) as peer:
+        for data in files:
+            requests.post(peer.url + "/instances", data=data, timeout=30).raise_for_status()
+        for name in ALL_ENCODINGS:
+            assert requests.put(peer.url + "/tools/default-encoding", data=name, timeout=30).text == name
+            theirs[name] = await findscu(peer.dicom_port, keys, tmp_path / f"orthanc-{name}")
+    async with orthanc_lite.serve(settings.replace(DicomAlwaysAllowFind=True), host="127.0.0.1") as srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        for data in files:
+            async with http.post("/instances", data=data) as resp:
+                assert resp.status == 200
+        for name in ALL_ENCODINGS:
+            await _put_encoding(http, name)
+            ours = await findscu(srv.dicom_port, keys, tmp_path / f"lite-{name}")
+            key = lambda a: a.get("PatientID", b"")  # noqa: E731
+            assert sorted(ours, key=key) == sorted(theirs[name], key=key), name
