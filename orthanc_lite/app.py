@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .app_keys import CONTEXT
 from .config import Settings
+from .dicomweb.routes import setup_dicomweb
 from .dimse.server import dicom_server_context
 from .rest import setup_routes
 from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
@@ -28,6 +29,7 @@ def build(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app, read_only=bool(settings.ReadOnly))
+    setup_dicomweb(app, settings)
     return app
 
 
