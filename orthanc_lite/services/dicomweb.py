@@ -24,7 +24,7 @@ import orjson
 
 from ..dicom import dicomweb_json
 from ..dicom.matching import IndexQuery, dicom_constraint
-from ..dicom.values import DicomReadError, read_dataset
+from ..dicom.values import DicomReadError, read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ChangeType, MetadataType, Origin, ResourceLevel, StoreStatus
 from .context import ServerContext, now_iso
@@ -371,7 +371,7 @@ def _stow_part_sync(ctx: ServerContext, source: bytes | str, expected_study: str
     path = source if isinstance(source, str) else None
     try:
         ds = read_dataset(source if path is None else path, ctx.default_encoding, stop_before_pixels=True)
-        uids = tuple(str(ds.get(tag, "") or "").strip() for tag in (_STUDY_UID, _SERIES_UID, _SOP_UID, _SOP_CLASS_UID))
+        uids = tuple((tag_string(ds, tag) or "").strip() for tag in (_STUDY_UID, _SERIES_UID, _SOP_UID, _SOP_CLASS_UID))
     except (DicomReadError, OSError, ValueError, TypeError):
         if path:
             unlink_quietly(path)

@@ -1,0 +1,372 @@
+"""The DICOMweb server over real HTTP: QIDO-RS, WADO-RS (retrieve, metadata, bulk), STOW-RS, WADO-URI, CORS."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from pydicom.uid import generate_uid
+
+import orthanc_lite
+from orthanc_lite.config import Settings
+from tests.conftest import upload
+from tests.dicomweb.helpers import make_instance, read, split_multipart, stow_body
+
+STUDY = "1.2.826.0.1.3680043.8.498.1"
+SERIES = "1.2.826.0.1.3680043.8.498.1.1"
+SERIES2 = "1.2.826.0.1.3680043.8.498.1.2"
+
+
+async def post_instance(http: aiohttp.ClientSession, data: bytes) -> dict:
+    async with http.post("/instances", data=data) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+@pytest.fixture
+async def loaded(http: aiohttp.ClientSession) -> list[str]:
+    """Three instances in two series of one study, and a second study."""
+    sops = [generate_uid() for _ in range(3)]
+    await post_instance(http, make_instance(STUDY, SERIES, sops[0], 1))
+    await post_instance(http, make_instance(STUDY, SERIES, sops[1], 2, implicit=True))
+    await post_instance(http, make_instance(STUDY, SERIES2, sops[2], 1, modality="MR"))
+    await post_instance(http, make_instance("1.2.3.9", "1.2.3.9.1", None, 1, patient="P2", name="ROE^JANE",
+                                            description="Chest"))
+    return sops
+
+
+async def get_json(http: aiohttp.ClientSession, path: str, status: int = 200, **kw: object) -> object:
+    async with http.get(path, **kw) as resp:  # type: ignore[arg-type]
+        assert resp.status == status, await resp.text()
+        if status == 200:
+            assert resp.headers["Content-Type"] == "application/dicom+json"
+        return await resp.json(content_type=None)
+
+
+# --- QIDO-RS ---------------------------------------------------------------------------------------------
+
+async def test_qido_studies_default_attributes_and_retrieve_url(http: aiohttp.ClientSession, loaded: list[str],
+                                                                server: orthanc_lite.Server) -> None:
+    studies = await get_json(http, "/dicom-web/studies?PatientID=P1")
+    assert len(studies) == 1
+    study = studies[0]
+    assert study["0020000D"] == {"vr": "UI", "Value": [STUDY]}
+    assert study["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "DOE^JOHN"}]}
+    assert study["00201206"] == {"vr": "IS", "Value": [2]}
+    assert study["00201208"] == {"vr": "IS", "Value": [3]}
+    assert study["00080061"] == {"vr": "CS", "Value": ["CT", "MR"]}
+    assert study["00080005"] == {"vr": "CS", "Value": ["ISO_IR 100"]}
+    assert study["00080201"] == {"vr": "SH"}  # absent from the files: only its VR
+    host = server.url.split("//")[1]
+    assert study["00081190"] == {"vr": "UR", "Value": [f"http://{host}/dicom-web/studies/{STUDY}"]}
+    assert list(study) == sorted(study)
+
+
+async def test_qido_filters_limit_offset_and_lists(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    assert len(await get_json(http, "/dicom-web/studies")) == 2
+    assert len(await get_json(http, "/dicom-web/studies?00100010=ROE*")) == 1
+    assert len(await get_json(http, "/dicom-web/studies?PatientName=roe*")) == 0  # QidoCaseSensitive
+    assert len(await get_json(http, "/dicom-web/studies?PatientID=P1,P2")) == 2
+    assert len(await get_json(http, "/dicom-web/studies?StudyDate=20240101-20240105")) == 2
+    assert len(await get_json(http, "/dicom-web/studies?limit=1")) == 1
+    assert len(await get_json(http, "/dicom-web/studies?limit=1&offset=1")) == 1
+    assert await get_json(http, "/dicom-web/studies?offset=2") == []
+    assert len(await get_json(http, "/dicom-web/studies?ModalitiesInStudy=MR")) == 1
+    assert len(await get_json(http, "/dicom-web/studies?fuzzymatching=true")) == 2
+    await get_json(http, "/dicom-web/studies?fuzzymatching=maybe", status=400)
+    await get_json(http, "/dicom-web/studies?limit=abc", status=400)
+
+
+async def test_qido_series_and_instances_paths(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    series = await get_json(http, f"/dicom-web/studies/{STUDY}/series")
+    assert sorted(s["0020000E"]["Value"][0] for s in series) == [SERIES, SERIES2]
+    assert "00100010" in series[0]  # the study UID came from the path: the study attributes are added
+    assert all(s["00201209"]["vr"] == "IS" for s in series)
+    only = await get_json(http, f"/dicom-web/studies/{STUDY}/series?Modality=MR")
+    assert [s["0020000E"]["Value"][0] for s in only] == [SERIES2]
+    instances = await get_json(http, f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances")
+    assert sorted(i["00080018"]["Value"][0] for i in instances) == sorted(loaded[:2])
+    first = instances[0]
+    assert first["00280010"] == {"vr": "US", "Value": [4]}  # read from the file
+    url = first["00081190"]["Value"][0]
+    assert url.endswith(f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{first['00080018']['Value'][0]}")
+    everything = await get_json(http, "/dicom-web/instances")
+    assert len(everything) == 4
+    assert "0020000D" in everything[0] and "00080060" in everything[0]  # study and series attributes added
+    included = await get_json(http, f"/dicom-web/studies/{STUDY}/instances?includefield=SliceThickness,00200032")
+    assert included[0]["00180050"] == {"vr": "DS", "Value": [1.5]}
+    assert included[0]["00200032"]["Value"][:2] == [0, 0]
+
+
+async def test_qido_retrieve_url_behind_a_proxy(settings: Settings, tmp_path: object) -> None:
+    section = dict(settings.DicomWeb)
+    section["PublicRoot"] = "/public/dw/"
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            await post_instance(http, make_instance(STUDY, SERIES))
+            headers = {"X-Forwarded-Host": "viewer.example.org", "X-Forwarded-Proto": "https"}
+            [study] = await get_json(http, "/dicom-web/studies", headers=headers)
+            assert study["00081190"]["Value"] == [f"https://viewer.example.org/public/dw/studies/{STUDY}"]
+            [study] = await get_json(http, "/dicom-web/studies", headers={"Forwarded": "host=h.org;proto=https"})
+            assert study["00081190"]["Value"] == [f"https://h.org/public/dw/studies/{STUDY}"]
+
+
+async def test_qido_xml(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    async with http.get("/dicom-web/studies", headers={"Accept": "application/dicom+xml"}) as resp:
+        assert resp.status == 200
+        content_type = resp.headers["Content-Type"]
+        assert content_type.startswith('multipart/related; type="application/dicom+xml"; boundary=')
+        parts = split_multipart(content_type, await resp.read())
+    assert len(parts) == 2
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(parts[0][1])
+    ns = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
+    uids = root.findall("d:DicomAttribute[@tag='0020000D']/d:Value", ns)
+    assert uids and uids[0].text in (STUDY, "1.2.3.9")
+
+
+# --- WADO-RS retrieve ------------------------------------------------------------------------------------------
+
+async def test_retrieve_series_as_explicit_little_endian(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    async with http.get(f"/dicom-web/studies/{STUDY}/series/{SERIES}") as resp:
+        assert resp.status == 200
+        content_type = resp.headers["Content-Type"]
+        assert content_type.startswith('multipart/related; type="application/dicom"; boundary=')
+        parts = split_multipart(content_type, await resp.read())
+    assert len(parts) == 2
+    syntaxes = set()
+    for headers, payload in parts:
+        assert headers["Content-Type"] == "application/dicom"
+        ds = read(payload)
+        syntaxes.add(str(ds.file_meta.TransferSyntaxUID))
+        assert ds.PixelData == bytes(range(32))
+        assert ds.PatientName == "DOE^JOHN"
+    assert syntaxes == {"1.2.840.10008.1.2.1"}  # the implicit one was rewritten
+
+
+async def test_retrieve_keeps_the_stored_syntax_with_star(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    async with http.get(f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{loaded[1]}",
+                        headers={"Accept": accept}) as resp:
+        assert resp.status == 200
+        [(_, payload)] = split_multipart(resp.headers["Content-Type"], await resp.read())
+    assert str(read(payload).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2"
+    async with http.get(f"/dicom-web/studies/{STUDY}") as resp:
+        assert len(split_multipart(resp.headers["Content-Type"], await resp.read())) == 3
+
+
+async def test_retrieve_errors(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    async with http.get(f"/dicom-web/studies/{STUDY}", headers={"Accept": "application/json"}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["OrthancStatus"] == 8
+    bad_type = 'multipart/related; type="image/png"'
+    async with http.get(f"/dicom-web/studies/{STUDY}", headers={"Accept": bad_type}) as resp:
+        assert resp.status == 400
+    bad_syntax = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.3.4'
+    async with http.get(f"/dicom-web/studies/{STUDY}", headers={"Accept": bad_syntax}) as resp:
+        assert resp.status == 400
+    async with http.get("/dicom-web/studies/1.2.3.4.5.6") as resp:
+        assert resp.status == 404
+    async with http.get(f"/dicom-web/studies/{STUDY}/series/{SERIES2}/instances/{loaded[0]}") as resp:
+        assert resp.status == 404  # an instance of another series
+
+
+# --- WADO-RS metadata -----------------------------------------------------------------------------------------
+
+async def test_series_metadata_full_and_bulk(http: aiohttp.ClientSession, loaded: list[str],
+                                             server: orthanc_lite.Server) -> None:
+    items = await get_json(http, f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata")
+    assert sorted(i["00080018"]["Value"][0] for i in items) == sorted(loaded[:2])
+    item = items[0]
+    sop = item["00080018"]["Value"][0]
+    assert item["00280010"] == {"vr": "US", "Value": [4]}
+    assert item["00200032"] == {"vr": "DS", "Value": [0, 0, item["00200013"]["Value"][0]]}
+    assert item["00082218"]["vr"] == "SQ"
+    assert item["00082218"]["Value"][0]["00080100"] == {"vr": "SH", "Value": ["T-A0100"]}
+    bulk = item["7FE00010"]["BulkDataURI"]
+    host = server.url.split("//")[1]
+    assert bulk == f"http://{host}/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{sop}/bulk/7fe00010"
+    assert "00020010" not in item
+    async with http.get(bulk.split(host)[1]) as resp:
+        assert resp.status == 200
+        [(headers, payload)] = split_multipart(resp.headers["Content-Type"], await resp.read())
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert payload == bytes(range(32))
+
+
+async def test_series_metadata_cache_is_warm_and_follows_changes(http: aiohttp.ClientSession, loaded: list[str],
+                                                                 server: orthanc_lite.Server) -> None:
+    from orthanc_lite.services.dicomweb import SERIES_METADATA_ATTACHMENT, metadata_cache
+
+    ctx = server.context
+    url = f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"
+    first = await get_json(http, url)
+    cache = metadata_cache(ctx)
+    computed = cache.computed
+    assert await get_json(http, url) == first
+    assert cache.computed == computed  # warm: nothing recomputed
+    # The gzipped copy is a series attachment (4301), as the plugin keeps it
+    [series] = [s for s in await (await http.get("/series?expand")).json()
+                if s["MainDicomTags"]["SeriesInstanceUID"] == SERIES]
+    async with http.get(f"/series/{series['ID']}/attachments") as resp:
+        assert str(SERIES_METADATA_ATTACHMENT) in await resp.json()
+    # A new instance makes the cache stale
+    await post_instance(http, make_instance(STUDY, SERIES, None, 7))
+    assert len(await get_json(http, url)) == 3
+    assert cache.computed == computed + 1
+    # A restart of the memory cache still reads the attachment
+    cache._entries.clear()
+    assert len(await get_json(http, url)) == 3
+    assert cache.computed == computed + 1
+
+
+async def test_study_and_instance_metadata(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    items = await get_json(http, f"/dicom-web/studies/{STUDY}/metadata")
+    assert sorted(i["00080018"]["Value"][0] for i in items) == sorted(loaded)
+    [one] = await get_json(http, f"/dicom-web/studies/{STUDY}/series/{SERIES2}/instances/{loaded[2]}/metadata")
+    assert one["00080060"] == {"vr": "CS", "Value": ["MR"]}
+    async with http.get(f"/dicom-web/studies/{STUDY}/metadata",
+                        headers={"Accept": 'multipart/related; type="application/dicom+xml"'}) as resp:
+        assert resp.status == 200
+        assert len(split_multipart(resp.headers["Content-Type"], await resp.read())) == 3
+    await get_json(http, f"/dicom-web/studies/{STUDY}/metadata", status=400, headers={"Accept": "image/png"})
+
+
+async def test_metadata_main_dicom_tags_mode(settings: Settings) -> None:
+    section = dict(settings.DicomWeb)
+    section["SeriesMetadata"] = "MainDicomTags"
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            await post_instance(http, make_instance(STUDY, SERIES))
+            [item] = await get_json(http, f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata")
+            assert item["0020000E"] == {"vr": "UI", "Value": [SERIES]}
+            assert item["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "DOE^JOHN"}]}
+            assert "00280010" not in item  # Rows is not a main DICOM tag
+
+
+# --- STOW-RS ------------------------------------------------------------------------------------------------
+
+async def test_stow_statuses(http: aiohttp.ClientSession) -> None:
+    sop = generate_uid()
+    body = stow_body([make_instance(STUDY, SERIES, sop)])
+    content_type = 'multipart/related; type="application/dicom"; boundary="XyZBoundary"'
+    async with http.post("/dicom-web/studies", data=body, headers={"Content-Type": content_type}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "application/dicom+json"
+        answer = await resp.json(content_type=None)
+    [ok] = answer["00081199"]["Value"]
+    assert ok["00081155"] == {"vr": "UI", "Value": [sop]}
+    assert ok["00081190"]["Value"][0].endswith(f"/studies/{STUDY}/series/{SERIES}/instances/{sop}")
+    assert answer["00081198"] == {"vr": "SQ"}
+    assert answer["00081190"]["Value"][0].endswith(f"/dicom-web/studies/{STUDY}")
+    async with http.get("/instances") as resp:
+        assert len(await resp.json()) == 1
+    # Another study than the URL's: 409 with FailureReason 0x0110
+    other = stow_body([make_instance("1.2.3.77", "1.2.3.77.1")])
+    async with http.post(f"/dicom-web/studies/{STUDY}", data=other, headers={"Content-Type": content_type}) as resp:
+        assert resp.status == 409
+        answer = await resp.json(content_type=None)
+    assert answer["00081198"]["Value"][0]["00081197"] == {"vr": "US", "Value": [0x0110]}
+    # Not DICOM: 400
+    async with http.post("/dicom-web/studies", data=stow_body([b"garbage" * 30]),
+                         headers={"Content-Type": content_type}) as resp:
+        assert resp.status == 400
+    # Not multipart/related application/dicom: 415
+    async with http.post("/dicom-web/studies", data=b"x", headers={"Content-Type": "application/dicom"}) as resp:
+        assert resp.status == 415
+    async with http.post("/dicom-web/studies", data=body,
+                         headers={"Content-Type": "multipart/related; type=application/json; boundary=XyZBoundary"}) as resp:
+        assert resp.status == 415
+
+
+async def test_stow_large_part_is_spooled(http: aiohttp.ClientSession, server: orthanc_lite.Server) -> None:
+    from tests.dicomweb.helpers import make_instance as make
+
+    big = make(STUDY, SERIES)
+    import pydicom
+    import io
+
+    ds = pydicom.dcmread(io.BytesIO(big))
+    ds.Rows, ds.Columns = 1500, 1500
+    ds.PixelData = b"\x01\x02" * (1500 * 1500)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    content_type = "multipart/related; type=application/dicom; boundary=XyZBoundary"
+    async with http.post("/dicom-web/studies", data=stow_body([out.getvalue()]),
+                         headers={"Content-Type": content_type}) as resp:
+        assert resp.status == 200, await resp.text()
+    async with http.get("/statistics") as resp:
+        assert (await resp.json())["CountInstances"] == 1
+
+
+# --- WADO-URI, plugins, CORS -------------------------------------------------------------------------------------
+
+async def test_wado_uri_dicom(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    query = f"requestType=WADO&studyUID={STUDY}&seriesUID={SERIES}&objectUID={loaded[0]}&contentType=application/dicom"
+    async with http.get(f"/wado?{query}") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "application/dicom"
+        assert read(await resp.read()).SOPInstanceUID == loaded[0]
+    async with http.get(f"/wado?requestType=WADO&objectUID=1.2.3&contentType=application/dicom") as resp:
+        assert resp.status == 404
+    async with http.get(f"/wado?requestType=NOPE&objectUID={loaded[0]}") as resp:
+        assert resp.status == 400
+    async with http.get(f"/wado?requestType=WADO&seriesUID={SERIES2}&objectUID={loaded[0]}"
+                        "&contentType=application/dicom") as resp:
+        assert resp.status == 400
+
+
+async def test_plugins(http: aiohttp.ClientSession) -> None:
+    assert await (await http.get("/plugins")).json() == ["dicom-web"]
+    info = await (await http.get("/plugins/dicom-web")).json()
+    assert info["ID"] == "dicom-web" and info["Version"] == "1.24"
+
+
+async def test_cors_is_off_by_default_and_configurable(http: aiohttp.ClientSession, settings: Settings) -> None:
+    async with http.get("/dicom-web/studies", headers={"Origin": "http://viewer"}) as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    section = dict(settings.DicomWeb)
+    section["CorsAllowedOrigins"] = ["http://viewer"]
+    secured = settings.replace(DicomWeb=section, AuthenticationEnabled=True, RegisteredUsers={"u": "p"})
+    async with orthanc_lite.serve(secured, host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as other:
+            preflight = {"Origin": "http://viewer", "Access-Control-Request-Method": "GET",
+                         "Access-Control-Request-Headers": "authorization,accept"}
+            async with other.options("/dicom-web/studies/1.2/series/3/metadata", headers=preflight) as resp:
+                assert resp.status == 204
+                assert resp.headers["Access-Control-Allow-Origin"] == "http://viewer"
+                assert resp.headers["Access-Control-Allow-Headers"] == "authorization,accept"
+            auth = {"Authorization": aiohttp.encode_basic_auth("u", "p")}
+            async with other.get("/dicom-web/studies", headers={"Origin": "http://viewer", **auth}) as resp:
+                assert resp.status == 200
+                assert resp.headers["Access-Control-Allow-Origin"] == "http://viewer"
+            async with other.get("/dicom-web/studies", headers={"Origin": "http://evil", **auth}) as resp:
+                assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_disabled_dicomweb(settings: Settings) -> None:
+    section = dict(settings.DicomWeb)
+    section["Enable"] = False
+    section["EnableWado"] = False
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            assert (await http.get("/dicom-web/studies")).status == 404
+            assert (await http.get("/wado?requestType=WADO")).status == 404
+            assert await (await http.get("/plugins")).json() == []
+
+
+async def test_shared_testdata_metadata_is_valid_json(http: aiohttp.ClientSession) -> None:
+    """Every shared test file gives metadata (sequences, private tags, odd charsets) without an error."""
+    from tests.conftest import all_testdata_files
+
+    for path in all_testdata_files()[:40]:
+        try:
+            await upload(http, path)
+        except AssertionError:
+            continue
+    studies = await get_json(http, "/dicom-web/studies")
+    assert len(studies) > 5
+    for study in studies:
+        uid = study["0020000D"]["Value"][0]
+        items = await get_json(http, f"/dicom-web/studies/{uid}/metadata")
+        assert items and all("00080018" in i for i in items)
