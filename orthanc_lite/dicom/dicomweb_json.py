@@ -63,14 +63,20 @@ def dataset_to_dicomweb(ds: Dataset, bulk_root: str, binary_mode: str = BULK_DAT
 def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tag in map(int, sorted(ds.keys())):
-        if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
-            continue  # group lengths; the meta header is not part of the dataset
+        if tag & 0xFFFF == 0 or (tag >> 16 == 0x0002 and not path):
+            continue  # group lengths; the meta header is not part of the dataset (inside items it is kept)
         elem = ds.get_item(tag)
         if elem is None:
             continue
         vr = element_vr(elem, ds)
         if vr == "xs":
             vr = "US"
+        if tag == PIXEL_DATA and getattr(elem, "length", 0) == 0xFFFFFFFF or tag == PIXEL_DATA and _encapsulated(elem):
+            continue  # encapsulated pixel data is not an attribute DCMTK's visitor reports (Orthanc omits it)
+        if vr in BINARY_VRS and binary_mode != INLINE_BINARY:
+            if binary_mode == BULK_DATA_URI:  # the value itself is never read (it may be deferred)
+                out[key(tag)] = {"vr": vr, "BulkDataURI": f"{bulk_root}{path}/{tag:08x}"}
+            continue
         if isinstance(elem, RawDataElement) and (vr == "SQ" or elem.length == 0xFFFFFFFF):
             elem = ds[tag]  # let pydicom parse the items (and encapsulated pixel data)
         value = elem.value
@@ -99,6 +105,10 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
             continue
         out[key(tag)] = leaf(elem, vr, codecs)
     return out
+
+
+def _encapsulated(elem: DataElement | RawDataElement) -> bool:
+    return isinstance(elem, DataElement) and bool(getattr(elem, "is_undefined_length", False))
 
 
 def leaf(elem: DataElement | RawDataElement, vr: str, codecs: tuple[str, ...]) -> dict[str, Any]:

@@ -233,7 +233,8 @@ def accept_bulk(request: web.Request) -> None:
     if found is None:
         raise bad_request(f"This WADO-RS plugin cannot generate the following bulk data type: {header}")
     params = found[1].params
-    if "type" in params and params["type"].lower() != "application/octet-stream":
+    # "*/*" (dicomweb-client's default) is accepted too, where the plugin answers 400
+    if "type" in params and params["type"].lower() not in ("application/octet-stream", "*/*", "application/*"):
         raise bad_request("This WADO-RS plugin only supports application/octet-stream return type for bulk data "
                           f"retrieval ({params['type']})")
     if "range" in params:

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 SERIES_METADATA_ATTACHMENT: Final = 4301       # the DICOMweb plugin's attachment number
 WADO_BASE_PLACEHOLDER: Final = "$WADO_BASE_PLACEHOLDER$"
 _CACHE_VERSION: Final = b"ol1;"
+DEFER_BYTES: Final = 4096
 _BATCH: Final = 16                              # instances converted per cpu-pool hop
 _MEMORY_CACHE_BYTES: Final = 128 << 20
 _STUDY_UID: Final = 0x0020000D
@@ -103,13 +104,12 @@ def read_instance_file(ctx: ServerContext, ref: InstanceRef) -> bytes:
         raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {ref.attachment.uuid}") from None
 
 
-def _read_header(ctx: ServerContext, ref: InstanceRef) -> bytes:
-    """Blocking: the file up to its pixel data when the index knows where they start, else the whole file."""
+def _whole_source(ctx: ServerContext, ref: InstanceRef) -> str | bytes:
+    """Blocking: what to parse for the metadata: the file's path when stored uncompressed (big values are then
+    deferred, never read), else its decompressed bytes."""
     att = ref.attachment
-    if ref.pixel_data_offset and att.compression == 1:
-        path = ctx.storage.path(att.uuid)  # type: ignore[attr-defined]
-        with open(path, "rb") as f:
-            return f.read(ref.pixel_data_offset)
+    if att.compression == 1 and hasattr(ctx.storage, "path"):
+        return str(ctx.storage.path(att.uuid))
     return read_instance_file(ctx, ref)
 
 
@@ -127,12 +127,12 @@ def _instance_json_sync(ctx: ServerContext, refs: list[InstanceRef], study_uid: 
     encoding = ctx.default_encoding
     for ref in refs:
         try:
-            data = _read_header(ctx, ref)
-            ds = read_dataset(io.BytesIO(data), encoding, stop_before_pixels=True)
+            # The whole dataset: attributes after the pixel data are answered too, as Orthanc does; values
+            # over DEFER_BYTES (the pixel data...) stay on disk unless InlineBinary asks for them.
+            ds = read_dataset(_whole_source(ctx, ref), encoding, defer_size=DEFER_BYTES)
             root = bulk_root(base, study_uid, series_uid, ref.sop_uid)
-            node = dicomweb_json.dataset_to_dicomweb(ds, root, binary_mode,
-                                                     pixel_data_vr=ref.pixel_data_vr if ref.pixel_data_offset else None)
-        except (OrthancError, OSError, DicomReadError) as exc:
+            node = dicomweb_json.dataset_to_dicomweb(ds, root, binary_mode)
+        except (OrthancError, OSError, DicomReadError, ValueError) as exc:
             logger.warning("DICOMweb: cannot read instance %s for its metadata: %s", ref.public_id, exc)
             continue
         out.append(orjson.dumps(node))
