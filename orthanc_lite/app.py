@@ -10,6 +10,7 @@ from .app_keys import CONTEXT
 from .config import Settings
 from .dicomweb.routes import setup_dicomweb
 from .dimse.server import dicom_server_context
+from .jobs.engine import JobEngine
 from .rest import setup_routes
 from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
 from .services.context import ServerContext
@@ -25,6 +26,7 @@ def build(settings: Settings) -> web.Application:
         client_max_size=64 * 1024 * 1024,
     )
     context = ServerContext(settings)
+    context.jobs = JobEngine(context)  # started and stopped by the context's open() / close()
     app[CONTEXT] = context
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
