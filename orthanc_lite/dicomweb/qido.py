@@ -128,11 +128,12 @@ async def search(request: web.Request, level: ResourceLevel) -> web.StreamRespon
     base = base_url(request)
     encoding = ctx.default_encoding
     answers: list[dict[str, Any]] = []
+    vrs = [(tag, tag_vr(tag)) for tag in fields]  # once per request, not per answer
     async for batch in cursor:
         for answer in batch:
             values: dict[int, tuple[str, str | None]] = {}
-            for tag in fields:
-                values[tag] = (tag_vr(tag), _text(answer.tags.get(tag)))
+            for tag, vr in vrs:
+                values[tag] = (vr, _text(answer.tags.get(tag)))
             values[RETRIEVE_URL] = ("UR", _retrieve_url(base, level, answer.tags))
             answers.append(dicomweb_json.values_to_dicomweb(values, encoding))
     if wants_xml(request):
