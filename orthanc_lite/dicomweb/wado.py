@@ -5,7 +5,7 @@ metadata (DICOM JSON or XML) and bulk data (the plugin's WadoRs.cpp).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Final
 
 import orjson
@@ -299,5 +299,3 @@ def _pixel_fragments(loaded: tags_service.LoadedDataset) -> list[bytes]:
         return [data[i * size:(i + 1) * size] for i in range(max(frames, 1))] if size else [data]
     return [bytes(f) for f in list(generate_fragments(data))[1:]] or [b""]
 
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
-import io
 import logging
 import uuid as uuidlib
 from collections import OrderedDict
