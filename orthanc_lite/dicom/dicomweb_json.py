@@ -71,10 +71,14 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
         vr = element_vr(elem, ds)
         if vr == "xs":
             vr = "US"
-        if tag == PIXEL_DATA and getattr(elem, "length", 0) == 0xFFFFFFFF or tag == PIXEL_DATA and _encapsulated(elem):
-            continue  # encapsulated pixel data is not an attribute DCMTK's visitor reports (Orthanc omits it)
+        if tag == PIXEL_DATA and _encapsulated(elem):
+            vr = "OB"  # encapsulated pixel data: announced too (Orthanc >= 1.12.1 loads it as empty pixel data)
         if vr in BINARY_VRS and binary_mode != INLINE_BINARY:
-            if binary_mode == BULK_DATA_URI:  # the value itself is never read (it may be deferred)
+            if binary_mode == IGNORE:
+                continue
+            if tag != PIXEL_DATA and _empty(elem):
+                out[key(tag)] = {"vr": vr}  # an empty binary value has no bulk data (issue #195)
+            else:  # the value itself is never read (it may be deferred)
                 out[key(tag)] = {"vr": vr, "BulkDataURI": f"{bulk_root}{path}/{tag:08x}"}
             continue
         if isinstance(elem, RawDataElement) and (vr == "SQ" or elem.length == 0xFFFFFFFF):
@@ -107,8 +111,16 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
     return out
 
 
+def _empty(elem: DataElement | RawDataElement) -> bool:
+    if isinstance(elem, RawDataElement):
+        return elem.length == 0
+    return elem.value is None or (isinstance(elem.value, (bytes, bytearray)) and not elem.value)
+
+
 def _encapsulated(elem: DataElement | RawDataElement) -> bool:
-    return isinstance(elem, DataElement) and bool(getattr(elem, "is_undefined_length", False))
+    if isinstance(elem, RawDataElement):
+        return elem.length == 0xFFFFFFFF
+    return bool(getattr(elem, "is_undefined_length", False))
 
 
 def leaf(elem: DataElement | RawDataElement, vr: str, codecs: tuple[str, ...]) -> dict[str, Any]:
@@ -121,7 +133,10 @@ def leaf(elem: DataElement | RawDataElement, vr: str, codecs: tuple[str, ...]) -
         return node
     text = element_string(elem, codecs, vr)
     if text:
-        node["Value"] = string_values(text, vr)
+        values = string_values(text, vr)
+        if int(elem.tag) == SPECIFIC_CHARACTER_SET and len(values) > 1 and values[0] is None:
+            values = values[1:]  # code extensions: the empty default repertoire is not listed (as Orthanc)
+        node["Value"] = values
     return node
 
 
@@ -197,6 +212,25 @@ def values_to_dicomweb(values: dict[int, tuple[str, str | None]], encoding: str)
                 if items:
                     node["Value"] = items
         out[key(tag)] = node
+    return out
+
+
+def full_to_dicomweb(full: dict[str, Any]) -> dict[str, Any]:
+    """Orthanc's "full" DICOM-as-JSON ({"gggg,eeee": {"Type", "Value"}}, e.g. a sequence answered by /tools/find)
+    as DICOM JSON: strings get their dictionary VR, sequences recurse, binary and too-long values are left out."""
+    from .matching import tag_vr
+
+    out: dict[str, Any] = {}
+    for tag_text in sorted(full):
+        node = full[tag_text]
+        tag = int(tag_text.replace(",", ""), 16)
+        kind = node.get("Type")
+        if kind == "Sequence":
+            items = [full_to_dicomweb(item) for item in node.get("Value") or []]
+            out[key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+        elif kind in ("String", "Null"):
+            vr = tag_vr(tag)
+            out[key(tag)] = values_to_dicomweb({tag: (vr, node.get("Value"))}, "")[key(tag)]
     return out
 
 

@@ -13,7 +13,7 @@ from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services import dicomweb as service
 from ..services import tags as tags_service
-from .common import MultipartWriter, bad_request, ctx_of, negotiate
+from .common import MultipartWriter, bad_request, base_url, ctx_of, negotiate
 from .wado import EXPLICIT_LITTLE_ENDIAN, locate
 
 THUMBNAIL_SIZE: Final = 128
@@ -83,11 +83,14 @@ async def frames(request: web.Request) -> web.StreamResponse:
     else:
         loaded = await tags_service.load(ctx, refs[0].attachment, whole=True)
         parts = await ctx.executors.run_cpu(loaded.run, _frames_of_loaded, wanted, pixels)
+    syntax = target or (refs[0].transfer_syntax if refs else None)
+    indexes = wanted if wanted is not None else list(range(len(parts)))
+    study, series, instance = (request.match_info[k] for k in ("study", "series", "instance"))
+    location = f"{base_url(request)}studies/{study}/series/{series}/instances/{instance}/frames/"
     writer = MultipartWriter(request, parts[0][1] if parts else "application/octet-stream")
-    for data, mime in parts:
-        syntax_header = {"transfer-syntax": target} if target and mime != "application/octet-stream" else {}
-        content_type = mime + "".join(f"; {k}={v}" for k, v in syntax_header.items())
-        await writer.write(data, content_type)
+    for index, (data, mime) in zip(indexes, parts):
+        content_type = f"{mime}; transfer-syntax={syntax}" if syntax else mime
+        await writer.write(data, content_type, {"Content-Location": f"{location}{index + 1}"})
     return await writer.finish()
 
 

@@ -135,7 +135,13 @@ async def search(request: web.Request, level: ResourceLevel) -> web.StreamRespon
             for tag, vr in vrs:
                 values[tag] = (vr, _text(answer.tags.get(tag)))
             values[RETRIEVE_URL] = ("UR", _retrieve_url(base, level, answer.tags))
-            answers.append(dicomweb_json.values_to_dicomweb(values, encoding))
+            item = dicomweb_json.values_to_dicomweb(values, encoding)
+            for tag, _vr in vrs:
+                node = answer.tags.get(tag)
+                if node is not None and node.get("Type") == "Sequence":
+                    items = [dicomweb_json.full_to_dicomweb(child) for child in node.get("Value") or []]
+                    item[dicomweb_json.key(tag)] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            answers.append(item)
     if wants_xml(request):
         writer = MultipartWriter(request, "application/dicom+xml")
         for item in answers:

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from ..dicom import dicomweb_json
+from ..dicom.values import ENCODINGS
 from ..errors import ErrorCode, OrthancError
 from ..rest.helpers import SpooledBody, max_body_bytes, receive_body
 from ..services import dicomweb as service
@@ -79,6 +80,8 @@ async def store(request: web.Request) -> web.StreamResponse:
             item["00081197"] = {"vr": "US", "Value": [outcome.failure]}
             failed.append(item)
     answer: dict[str, Any] = {}
+    charset = ENCODINGS.get(ctx.default_encoding, "")
+    answer["00080005"] = {"vr": "CS", "Value": [charset]} if charset else {"vr": "CS"}
     if retrieve_url is not None:
         answer["00081190"] = _uid("UR", retrieve_url)
     answer["00081198"] = {"vr": "SQ", "Value": failed} if failed else {"vr": "SQ"}

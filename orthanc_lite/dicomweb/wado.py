@@ -278,24 +278,17 @@ def _bulk_value(loaded: tags_service.LoadedDataset, path: list[str]) -> bytes | 
 
     try:
         value = list_content(loaded.ds, path)
-    except OrthancError:
+    except (OrthancError, KeyError, ValueError, IndexError):
         return None
     return value if isinstance(value, bytes) else None
 
 
 def _pixel_fragments(loaded: tags_service.LoadedDataset) -> list[bytes]:
-    """The frames of the pixel data as stored: one part per frame (raw), or per fragment (encapsulated)."""
-    from pydicom.encaps import generate_fragments
+    """The items of the pixel data as /content/7fe0-0010 lists them: the whole value when native, else the
+    basic offset table then each fragment."""
+    from ..dicom.content import pixel_data_fragments
 
     ds = loaded.ds
     if 0x7FE00010 not in ds:
         raise OrthancError(ErrorCode.InexistentItem, "No pixel data")
-    elem = ds[0x7FE00010]
-    data = bytes(elem.value or b"")
-    if ds.file_meta.get("TransferSyntaxUID", "") in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2") \
-            or elem.length != 0xFFFFFFFF:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        size = len(data) // frames if frames > 0 else len(data)
-        return [data[i * size:(i + 1) * size] for i in range(max(frames, 1))] if size else [data]
-    return [bytes(f) for f in list(generate_fragments(data))[1:]] or [b""]
-
+    return pixel_data_fragments(ds.get_item(0x7FE00010))

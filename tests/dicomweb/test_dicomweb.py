@@ -8,7 +8,7 @@ from pydicom.uid import generate_uid
 
 import orthanc_lite
 from orthanc_lite.config import Settings
-from tests.conftest import upload
+from tests.conftest import testdata, upload
 from tests.dicomweb.helpers import make_instance, read, split_multipart, stow_body
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
@@ -32,6 +32,11 @@ async def loaded(http: aiohttp.ClientSession) -> list[str]:
     await post_instance(http, make_instance("1.2.3.9", "1.2.3.9.1", None, 1, patient="P2", name="ROE^JANE",
                                             description="Chest"))
     return sops
+
+
+def path_of(url: str) -> str:
+    """The path of an absolute URL written by the server."""
+    return "/" + url.split("//", 1)[1].split("/", 1)[1]
 
 
 async def get_json(http: aiohttp.ClientSession, path: str, status: int = 200, **kw: object) -> object:
@@ -370,3 +375,122 @@ async def test_shared_testdata_metadata_is_valid_json(http: aiohttp.ClientSessio
         uid = study["0020000D"]["Value"][0]
         items = await get_json(http, f"/dicom-web/studies/{uid}/metadata")
         assert items and all("00080018" in i for i in items)
+
+
+# --- behaviours of Orthanc's own DICOMweb integration tests (Plugins/DicomWeb/Run.py) --------------------------
+
+async def test_empty_and_un_values_issue_195(http: aiohttp.ClientSession) -> None:
+    """An empty value has only its VR; a UN value is bulk data, served raw."""
+    await upload(http, testdata("Issue195.dcm"))
+    path = ("/dicom-web/studies/1.2.276.0.7230010.3.1.2.8323329.13188.1620309604.848733/series/"
+            "1.2.276.0.7230010.3.1.3.8323329.13188.1620309604.848734/instances/"
+            "1.2.276.0.7230010.3.1.4.8323329.13188.1620309604.848735")
+    [item] = await get_json(http, path + "/metadata", headers={"Accept": "application/dicom+json"})
+    assert len(item) == 5
+    assert item["00081030"] == {"vr": "LO"}
+    assert item["0008103E"] == {"vr": "LO", "Value": ["Hello1"]}
+    await upload(http, testdata("Issue195-bis.dcm"))
+    path = ("/dicom-web/studies/1.2.276.0.7230010.3.1.2.8323329.6792.1625504071.652468/series/"
+            "1.2.276.0.7230010.3.1.3.8323329.6792.1625504071.652469/instances/"
+            "1.2.276.0.7230010.3.1.4.8323329.6792.1625504071.652470")
+    [item] = await get_json(http, path + "/metadata")
+    assert len(item) == 5
+    assert item["00084565"] == {"vr": "UN"}
+    assert item["00084567"]["vr"] == "UN"
+    assert item["00084567"]["BulkDataURI"].endswith(path + "/bulk/00084567")
+    async with http.get(path + "/bulk/00084567") as resp:
+        [(headers, payload)] = split_multipart(resp.headers["Content-Type"], await resp.read())
+    assert payload == b"\x42\x00" and headers["Content-Length"] == "2"
+
+
+async def test_private_sequences_bulk_and_encapsulated_pixels(http: aiohttp.ClientSession) -> None:
+    await upload(http, testdata("PrivateTags.dcm"))
+    study, series, sop = ("1.2.840.113619.2.115.147416.1094281639.0.29", "1.2.840.113619.2.115.147416.1094281639.0.30",
+                          "1.2.840.113619.2.115.147416.1094281639.0.38")
+    [item] = await get_json(http, f"/dicom-web/studies/{study}/metadata")
+    base = f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/bulk"
+    first = item["60031010"]["Value"][0]["60031011"]
+    assert len(first) == 2 and first["BulkDataURI"].endswith(f"{base}/60031010/1/60031011")
+    assert item["7FE00010"]["BulkDataURI"].endswith(f"{base}/7fe00010")
+    async with http.get(f"{base}/60031010/1/60031011") as resp:
+        [(_, payload)] = split_multipart(resp.headers["Content-Type"], await resp.read())
+    [instance] = await (await http.get("/instances")).json()
+    async with http.get(f"/instances/{instance}/content/6003-1010/0/6003-1011") as resp:
+        assert payload == await resp.read() and len(payload) == 12288
+    # JPEG: the pixel data items (offset table, then the fragment)
+    jpeg_file = testdata("TransferSyntaxes", "1.2.840.10008.1.2.4.50.dcm")
+    await upload(http, jpeg_file)
+    sop_uid = read(jpeg_file.read_bytes()).SOPInstanceUID
+    [jpeg] = await get_json(http, f"/dicom-web/instances?SOPInstanceUID={sop_uid}")
+    [meta] = await get_json(http, path_of(jpeg["00081190"]["Value"][0]) + "/metadata")
+    assert meta["7FE00010"]["vr"] == "OB"
+    async with http.get(path_of(meta["7FE00010"]["BulkDataURI"])) as resp:
+        parts = split_multipart(resp.headers["Content-Type"], await resp.read())
+    assert [len(p) for _, p in parts] == [4, 53476]
+
+
+async def test_stow_answers_like_the_plugin(http: aiohttp.ClientSession) -> None:
+    content_type = "multipart/related; type=application/dicom; boundary=XyZBoundary"
+    data = testdata("Issue196.dcm").read_bytes()  # only SOP class and instance UIDs
+    async with http.post("/dicom-web/studies", data=stow_body([data]), headers={"Content-Type": content_type}) as resp:
+        assert resp.status == 400
+        answer = await resp.json(content_type=None)
+    assert sorted(answer) == ["00080005", "00081198", "00081199"]
+    assert answer["00080005"]["vr"] == "CS" and "Value" not in answer["00081199"]
+    [failed] = answer["00081198"]["Value"]
+    assert failed["00081197"]["Value"] == [0xC000]
+    assert failed["00081150"]["Value"] == ["1.2.840.10008.5.1.4.1.1.4"]
+    body = stow_body([make_instance(STUDY, SERIES)])
+    for _ in range(2):  # storing twice succeeds twice
+        async with http.post("/dicom-web/studies", data=body, headers={"Content-Type": content_type}) as resp:
+            assert resp.status == 200
+            answer = await resp.json(content_type=None)
+    assert len(answer) == 4 and len(answer["00081199"]["Value"]) == 1 and "Value" not in answer["00081198"]
+    async with http.put("/dicom-web/studies") as resp:
+        assert resp.status == 405 and resp.headers["Allow"] == "GET,POST"
+
+
+async def test_qido_sequences_private_tags_and_parent_attributes(http: aiohttp.ClientSession,
+                                                                 loaded: list[str]) -> None:
+    items = await get_json(http, f"/dicom-web/studies/{STUDY}/series/{SERIES}/instances?includefield=00082218")
+    assert items[0]["00082218"]["Value"][0]["00080100"] == {"vr": "SH", "Value": ["T-A0100"]}
+    [one] = await get_json(http, f"/dicom-web/series?0020000D={STUDY}&Modality=MR")
+    assert "00100010" not in one  # the study is filtered in the query: no study attributes
+    [one] = await get_json(http, f"/dicom-web/series?0020000D={STUDY}&Modality=MR&includefield=00100010"
+                                 "&includefield=00080020")
+    assert "00100010" in one and "00080020" in one
+    rows = await get_json(http, "/dicom-web/studies?Rows=4")
+    assert len(rows) == 2 and rows[0]["00280010"] == {"vr": "US", "Value": [4]}
+    assert await get_json(http, "/dicom-web/studies?Rows=128") == []
+
+
+async def test_metadata_accept_negotiation_and_forwarded_host(http: aiohttp.ClientSession, loaded: list[str]) -> None:
+    url = f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"
+    for accept in ("application/json, application/dicom+json", "toto, application/dicom+json", "application/json, tata",
+                   "application/json, application/dicom+xml", "application/dicom+xml, application/json"):
+        assert len(await get_json(http, url, headers={"Accept": accept})) == 2
+    for accept in ("toto", "toto, tata"):
+        await get_json(http, url, status=400, headers={"Accept": accept})
+    items = await get_json(http, url, headers={"Host": "my-domain"})
+    assert items[0]["7FE00010"]["BulkDataURI"].startswith("http://my-domain/dicom-web/")
+    for bad in ("/dicom-web/studies/0.0.0/series/0.0.0/metadata", f"/dicom-web/studies/{STUDY}/series/{SERIES}/"
+                "instances/0.0.0.0/metadata", "/dicom-web/studies/nope/metadata"):
+        async with http.get(bad) as resp:
+            assert resp.status == 404
+
+
+async def test_encodings_in_metadata(http: aiohttp.ClientSession) -> None:
+    """The file's own SpecificCharacterSet in metadata; DefaultEncoding in QIDO."""
+    for path in sorted(testdata().rglob("*")):
+        if path.is_file() and "Encodings" in path.parts:
+            try:
+                await upload(http, path)
+            except AssertionError:
+                pass
+    studies = await get_json(http, "/dicom-web/studies")
+    assert all(s["00080005"] == {"vr": "CS", "Value": ["ISO_IR 100"]} for s in studies)
+    for study in studies:
+        uid = study["0020000D"]["Value"][0]
+        for item in await get_json(http, f"/dicom-web/studies/{uid}/metadata"):
+            if "00080005" in item:
+                assert None not in item["00080005"].get("Value", [])
