@@ -12,6 +12,7 @@ Sync and pure (pydicom only): called from the cpu pool.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import struct
 from typing import Any, Final
@@ -39,6 +40,7 @@ _NUMBERS: Final[dict[str, tuple[str, int]]] = {
 _SINGLE_VALUED: Final = frozenset({"LT", "ST", "UT", "UR"})  # backslash is not a delimiter there (PS3.5 6.2)
 
 
+@functools.lru_cache(maxsize=8192)
 def key(tag: int) -> str:
     """"0020000D": the DICOM JSON spelling of a tag."""
     return f"{tag >> 16:04X}{tag & 0xFFFF:04X}"
