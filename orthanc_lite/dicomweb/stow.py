@@ -5,7 +5,8 @@ FailedSOPSequence; 200, 202 (some failed), 409 (another study than the URL's), 4
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
@@ -16,6 +17,9 @@ from ..errors import ErrorCode, OrthancError
 from ..rest.helpers import SpooledBody, max_body_bytes, receive_body
 from ..services import dicomweb as service
 from .common import base_url, ctx_of, wants_xml
+
+
+WINDOW: Final = 8   # parts being stored at once
 
 
 def _check_content_type(request: web.Request) -> None:
@@ -53,18 +57,33 @@ async def store(request: web.Request) -> web.StreamResponse:
     retrieve_url: str | None = None
     bad_syntax = conflict = False
     limit = max_body_bytes(ctx)
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        content_type = (part.headers.get("Content-Type", "") or "").split(";")[0].strip().lower()
-        if content_type != "application/dicom":
-            raise OrthancError(ErrorCode.UnsupportedMediaType,
-                               f'The STOW-RS request contains a part that is not "application/dicom" '
-                               f'(it is: "{content_type}")')
-        body = await receive_body(ctx, part, limit)
-        source: bytes | str = body.path if isinstance(body, SpooledBody) else body
-        outcome = await service.stow_part(ctx, source, expected)
+    # Parts are read one after the other, but stored WINDOW at a time: their index commits group together
+    pending: list[asyncio.Future[service.StowOutcome]] = []
+    outcomes: list[service.StowOutcome] = []
+    try:
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            content_type = (part.headers.get("Content-Type", "") or "").split(";")[0].strip().lower()
+            if content_type != "application/dicom":
+                raise OrthancError(ErrorCode.UnsupportedMediaType,
+                                   f'The STOW-RS request contains a part that is not "application/dicom" '
+                                   f'(it is: "{content_type}")')
+            body = await receive_body(ctx, part, limit)
+            if isinstance(body, SpooledBody):
+                job = service.stow_part(ctx, body.path, expected, body.md5)
+            else:
+                job = service.stow_part(ctx, body, expected)
+            pending.append(asyncio.ensure_future(job))
+            if len(pending) >= WINDOW:
+                outcomes.append(await pending.pop(0))
+        while pending:
+            outcomes.append(await pending.pop(0))
+    finally:
+        if pending:  # an error: let the stores already started finish (they are not undone)
+            await asyncio.gather(*pending, return_exceptions=True)
+    for outcome in outcomes:
         bad_syntax = bad_syntax or outcome.bad_syntax
         conflict = conflict or outcome.conflict
         if outcome.uids is None:

@@ -28,7 +28,8 @@ from .common import (
 )
 
 EXPLICIT_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
-READ_AHEAD: Final = 4   # files read while the previous parts are being sent
+BATCH: Final = 16       # files read (and transcoded) per io-pool hop
+READ_AHEAD: Final = 2   # batches read while the previous parts are being sent
 Transcoder = Callable[[bytes, str], bytes]
 
 
@@ -103,28 +104,34 @@ def _prepare(ctx: service.ServerContext, ref: service.InstanceRef, target: str |
         raise OrthancError(ErrorCode.NotAcceptable, f"Cannot transcode to {target}: {exc}") from None
 
 
+def _prepare_batch(ctx: service.ServerContext, refs: list[service.InstanceRef], target: str | None) -> list[bytes]:
+    return [_prepare(ctx, ref, target) for ref in refs]
+
+
 async def retrieve(request: web.Request, level: ResourceLevel) -> web.StreamResponse:
-    """Send the instances of a study, a series or one instance, one part each, files read ahead in the io pool."""
+    """Send the instances of a study, a series or one instance, one part each. Files are read (and transcoded)
+    BATCH at a time in the io pool, READ_AHEAD batches ahead of the parts being sent."""
     target = accept_dicom(request)
     ctx = ctx_of(request)
     public_id = await locate(request, level)
     refs = await service.instances_of(ctx, level, public_id)
     if not refs:
         raise OrthancError(ErrorCode.InexistentItem, "No instance to send")
-    pending: list[asyncio.Future[bytes]] = []
+    batches = [refs[i:i + BATCH] for i in range(0, len(refs), BATCH)]
+    pending: list[asyncio.Future[list[bytes]]] = []
 
     def start(index: int) -> None:
-        if index < len(refs):
-            pending.append(asyncio.ensure_future(ctx.executors.run_io(_prepare, ctx, refs[index], target)))
+        if index < len(batches):
+            pending.append(asyncio.ensure_future(ctx.executors.run_io(_prepare_batch, ctx, batches[index], target)))
 
     for i in range(READ_AHEAD):
         start(i)
     writer = MultipartWriter(request, "application/dicom")
     try:
-        for i in range(len(refs)):
-            data = await pending[i]  # an error before the first part is still a proper HTTP error
+        for i in range(len(batches)):
+            files = await pending[i]  # an error before the first part is still a proper HTTP error
             start(i + READ_AHEAD)
-            await writer.write(data)
+            await writer.write_many(files)
     except BaseException:
         for fut in pending:
             fut.cancel()

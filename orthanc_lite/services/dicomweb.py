@@ -28,7 +28,7 @@ from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ChangeType, MetadataType, Origin, ResourceLevel, StoreStatus
 from .context import ServerContext, now_iso
 from .find import FindRequest, find
-from .store import StoredInstance, announce, store_bytes_blocking, store_file_blocking
+from .store import StoredInstance, announce, store_parsed_blocking
 
 logger = logging.getLogger(__name__)
 
@@ -362,40 +362,58 @@ class StowOutcome:
     conflict: bool = False
 
 
-def _stow_part_sync(ctx: ServerContext, source: bytes | str, expected_study: str) -> tuple[StowOutcome, StoredInstance | None]:
-    """Blocking (io pool): read the UIDs, check the study, store. `source` is bytes or a spooled file path,
-    which this consumes."""
+def _stow_part_sync(ctx: ServerContext, source: bytes | str, expected_study: str,
+                    md5: str | None) -> tuple[StowOutcome, StoredInstance | None]:
+    """Blocking (io pool): parse once (the UIDs and everything the index needs), check the study, store.
+    `source` is bytes or a spooled file path, which this consumes."""
+    from ..dicom.parse import UnreadableDicom, parse_instance
     from ..storage.base import unlink_quietly
 
     path = source if isinstance(source, str) else None
     try:
-        ds = read_dataset(source if path is None else path, ctx.default_encoding, stop_before_pixels=True)
-        uids = tuple((tag_string(ds, tag) or "").strip() for tag in (_STUDY_UID, _SERIES_UID, _SOP_UID, _SOP_CLASS_UID))
-    except (DicomReadError, OSError, ValueError, TypeError):
+        with ctx.executors.cpu_turn:
+            parsed = parse_instance(source, ctx.default_encoding)
+    except UnreadableDicom:
         if path:
             unlink_quietly(path)
         return StowOutcome(None, bad_syntax=True), None
-    study, series, sop, sop_class = uids
-    if not (study and series and sop and sop_class):
+    except OrthancError:  # readable, but a UID is missing: report it when the SOP UIDs are there
+        uids = _uids_of(source, ctx.default_encoding)
         if path:
             unlink_quietly(path)
-        return StowOutcome(uids if sop and sop_class else None, 0xC000, bad_syntax=True), None  # type: ignore[arg-type]
-    if expected_study and study != expected_study:
+        return StowOutcome(uids if uids and uids[2] and uids[3] else None, 0xC000, bad_syntax=True), None
+    uids = (parsed.study_uid, parsed.series_uid, parsed.sop_uid, parsed.sop_class_uid)
+    if not all(uids):
         if path:
             unlink_quietly(path)
-        return StowOutcome(uids, 0x0110, conflict=True), None  # type: ignore[arg-type]
-    origin = Origin("Plugins")
+        return StowOutcome(uids if uids[2] and uids[3] else None, 0xC000, bad_syntax=True), None
+    if expected_study and parsed.study_uid != expected_study:
+        if path:
+            unlink_quietly(path)
+        return StowOutcome(uids, 0x0110, conflict=True), None
     try:
-        stored = store_file_blocking(ctx, path, origin) if path else store_bytes_blocking(ctx, source, origin)  # type: ignore[arg-type]
+        stored = store_parsed_blocking(ctx, source, parsed, Origin("Plugins"), md5)
     except OrthancError as exc:
-        logger.error("DICOMweb: STOW-RS could not store instance %s: %s", sop, exc.details or exc.code.description)
-        return StowOutcome(uids, 0xA700 if exc.code is ErrorCode.FullStorage else 0x0110), None  # type: ignore[arg-type]
-    return StowOutcome(uids), stored  # type: ignore[arg-type]
+        logger.error("DICOMweb: STOW-RS could not store instance %s: %s", parsed.sop_uid,
+                     exc.details or exc.code.description)
+        return StowOutcome(uids, 0xA700 if exc.code is ErrorCode.FullStorage else 0x0110), None
+    return StowOutcome(uids), stored
 
 
-async def stow_part(ctx: ServerContext, source: bytes | str, expected_study: str) -> StowOutcome:
+def _uids_of(source: bytes | str, encoding: str) -> tuple[str, str, str, str] | None:
+    try:
+        ds = read_dataset(source, encoding, stop_before_pixels=True)
+    except (DicomReadError, OSError, ValueError):
+        return None
+    study, series, sop, sop_class = ((tag_string(ds, t) or "").strip()
+                                     for t in (_STUDY_UID, _SERIES_UID, _SOP_UID, _SOP_CLASS_UID))
+    return study, series, sop, sop_class
+
+
+async def stow_part(ctx: ServerContext, source: bytes | str, expected_study: str,
+                    md5: str | None = None) -> StowOutcome:
     """Store one part of a STOW-RS body (bytes, or a spooled file that this consumes)."""
-    outcome, stored = await ctx.executors.run_io(_stow_part_sync, ctx, source, expected_study)
+    outcome, stored = await ctx.executors.run_io(_stow_part_sync, ctx, source, expected_study, md5)
     if stored is not None:
         result = announce(ctx, stored)
         if result.status not in (StoreStatus.Success, StoreStatus.AlreadyStored):
