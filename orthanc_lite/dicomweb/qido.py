@@ -10,7 +10,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from ..dicom import dicomweb_json
+from ..dicom import dicomweb_encode as dicomweb_json
 from ..dicom.matching import COMPUTED_TAGS, IndexQuery, TagConstraint, rest_constraint, tag_vr
 from ..dicom.tags import MAIN_TAGS
 from ..model import ResourceLevel

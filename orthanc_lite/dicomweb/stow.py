@@ -11,7 +11,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from ..dicom import dicomweb_json
+from ..dicom import dicomweb_encode as dicomweb_json
 from ..dicom.values import ENCODINGS
 from ..errors import ErrorCode, OrthancError
 from ..rest.helpers import SpooledBody, max_body_bytes, receive_body

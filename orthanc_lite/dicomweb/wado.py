@@ -11,7 +11,7 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from ..dicom import dicomweb_json
+from ..dicom import dicomweb_encode as dicomweb_json
 from ..dicom.matching import parse_tag
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import orjson
 
-from ..dicom import dicomweb_json
+from ..dicom import dicomweb_encode as dicomweb_json
 from ..dicom.matching import IndexQuery, dicom_constraint
 from ..dicom.values import DicomReadError, read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
