@@ -28,6 +28,7 @@ from .common import (
 )
 
 EXPLICIT_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
+INLINE_REPLACE_BYTES: Final = 256 * 1024
 BATCH: Final = 16       # files read (and transcoded) per io-pool hop
 READ_AHEAD: Final = 2   # batches read while the previous parts are being sent
 Transcoder = Callable[[bytes, str], bytes]
@@ -167,7 +168,12 @@ def accept_metadata(request: web.Request) -> bool:
 async def _answer_metadata(request: web.Request, joined: bytes, xml: bool) -> web.StreamResponse:
     """Serialized instances (joined with ",", base URL placeholder) as JSON, or as multipart XML."""
     base = base_url(request).encode()
-    body = b"[" + joined.replace(service.WADO_BASE_PLACEHOLDER.encode(), base) + b"]"
+    placeholder = service.WADO_BASE_PLACEHOLDER.encode()
+    if len(joined) > INLINE_REPLACE_BYTES:  # a big series: the replace runs off the loop
+        joined = await ctx_of(request).executors.run_cpu(joined.replace, placeholder, base)
+    else:
+        joined = joined.replace(placeholder, base)
+    body = b"[" + joined + b"]"
     if not xml:
         return dicom_json_response(body)
     ctx = ctx_of(request)

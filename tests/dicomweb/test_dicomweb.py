@@ -494,3 +494,15 @@ async def test_encodings_in_metadata(http: aiohttp.ClientSession) -> None:
         for item in await get_json(http, f"/dicom-web/studies/{uid}/metadata"):
             if "00080005" in item:
                 assert None not in item["00080005"].get("Value", [])
+
+
+async def test_host_and_ssl_options(settings: Settings) -> None:
+    section = dict(settings.DicomWeb)
+    section.update(Host="pacs.example.org:8443", Ssl=True, Root="/dw")
+    section.pop("PublicRoot", None)  # as loading a file with this Root would leave it
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            await post_instance(http, make_instance(STUDY, SERIES))
+            [study] = await get_json(http, "/dw/studies")
+            assert study["00081190"]["Value"] == [f"https://pacs.example.org:8443/dw/studies/{STUDY}"]
+            assert (await http.get("/dicom-web/studies")).status == 404
