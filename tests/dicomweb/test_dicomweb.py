@@ -506,3 +506,23 @@ async def test_host_and_ssl_options(settings: Settings) -> None:
             [study] = await get_json(http, "/dw/studies")
             assert study["00081190"]["Value"] == [f"https://pacs.example.org:8443/dw/studies/{STUDY}"]
             assert (await http.get("/dicom-web/studies")).status == 404
+
+
+async def test_metadata_cache_option_and_update_route(settings: Settings, http: aiohttp.ClientSession,
+                                                      loaded: list[str]) -> None:
+    [study] = [s for s in await (await http.get("/studies?expand")).json()
+               if s["MainDicomTags"]["StudyInstanceUID"] == STUDY]
+    async with http.post(f"/studies/{study['ID']}/update-dicomweb-cache") as resp:
+        assert resp.status == 200 and await resp.json() == {}
+    for series_id in study["Series"]:
+        assert "4301" in await (await http.get(f"/series/{series_id}/attachments")).json()
+    section = dict(settings.DicomWeb)
+    section["EnableMetadataCache"] = False
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section, StorageDirectory=settings.StorageDirectory + "2"),
+                                  host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as other:
+            stored = await post_instance(other, make_instance(STUDY, SERIES))
+            assert len(await get_json(other, f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata")) == 1
+            assert await (await other.get(f"/series/{stored['ParentSeries']}/attachments")).json() == []
+            async with other.post(f"/studies/{stored['ParentStudy']}/update-dicomweb-cache") as resp:
+                assert resp.status == 400
