@@ -526,3 +526,39 @@ async def test_metadata_cache_option_and_update_route(settings: Settings, http: 
             assert await (await other.get(f"/series/{stored['ParentSeries']}/attachments")).json() == []
             async with other.post(f"/studies/{stored['ParentStudy']}/update-dicomweb-cache") as resp:
                 assert resp.status == 400
+
+
+CLUNIE = {  # file -> (only Alphabetic?, expected Alphabetic, expected Ideographic)
+    "SCSFREN": (True, "Buc^Jérôme", None),
+    "SCSGERM": (True, "Äneas^Rüdiger", None),
+    "SCSGREEK": (True, "Διονυσιος", None),
+    "SCSRUSS": (True, "Люкceмбypг", None),
+    "SCSHBRW": (True, "שרון^דבורה", None),
+    "SCSARAB": (True, "قباني^لنزار", None),
+    "SCSI2": (False, "Hong^Gildong", "洪^吉洞"),
+    "SCSX2": (False, "Wang^XiaoDong", "王^小东"),
+    "SCSX1": (False, "Wang^XiaoDong", "王^小東"),
+    "SCSH31": (False, "Yamada^Tarou", "山田^太郎"),
+}
+
+
+async def test_encodings_qido_and_metadata(http: aiohttp.ClientSession) -> None:
+    """QIDO answers in DefaultEncoding (ISO_IR 192 once Utf8); metadata keeps each file's character set."""
+    async with http.put("/tools/default-encoding", data="Utf8") as resp:
+        assert resp.status == 200
+    for name, (alphabetic_only, alphabetic, ideographic) in CLUNIE.items():
+        path = testdata("Encodings", "DavidClunie", name)
+        ds = read(path.read_bytes())
+        await upload(http, path)
+        [study] = await get_json(http, f"/dicom-web/studies?0020000D={ds.StudyInstanceUID}")
+        assert study["00080005"] == {"vr": "CS", "Value": ["ISO_IR 192"]}, name
+        pn = study["00100010"]["Value"][0]
+        assert len(pn) == (1 if alphabetic_only else 3), (name, pn)
+        assert pn["Alphabetic"] == alphabetic, name
+        if ideographic:
+            assert pn["Ideographic"] == ideographic, name
+        [item] = await get_json(http, f"/dicom-web/studies/{ds.StudyInstanceUID}/metadata")
+        expected = [t for t in str(ds.SpecificCharacterSet if "SpecificCharacterSet" in ds else "").split("\\") if t]
+        if "SpecificCharacterSet" in ds and not isinstance(ds.SpecificCharacterSet, str):
+            expected = [t for t in ds.SpecificCharacterSet if t]
+        assert item["00080005"]["Value"] == expected, name

@@ -4,6 +4,7 @@ field by field with real Orthanc's DICOMweb plugin on the shared test data."""
 from __future__ import annotations
 
 import asyncio
+import json
 import pathlib
 from typing import Any, Callable, TypeVar
 
@@ -102,16 +103,23 @@ async def test_qido_and_metadata_match_real_orthanc(http: aiohttp.ClientSession,
         assert sorted(ours_studies) == sorted(theirs_studies)
         for uid, theirs in theirs_studies.items():
             fixed = _without_hosts([ours_studies[uid]], our_host)
-            _compare_objects(__import__("json").loads(fixed)[0],
-                             __import__("json").loads(_without_hosts([theirs], their_host))[0], f"study {uid}")
+            _compare_objects(json.loads(fixed)[0],
+                             json.loads(_without_hosts([theirs], their_host))[0], f"study {uid}")
+            our_instances = {i["00080018"]["Value"][0]: i for i in await ours(f"/dicom-web/studies/{uid}/instances")}
+            their_instances = await in_thread(_orthanc_get, f"{peer.url}/dicom-web/studies/{uid}/instances")
+            assert sorted(our_instances) == sorted(i["00080018"]["Value"][0] for i in their_instances)
+            for theirs_one in their_instances:
+                sop = theirs_one["00080018"]["Value"][0]
+                _compare_objects(json.loads(_without_hosts([our_instances[sop]], our_host))[0],
+                                 json.loads(_without_hosts([theirs_one], their_host))[0], f"instance {sop}")
             our_series = await ours(f"/dicom-web/studies/{uid}/series")
             their_series = await in_thread(_orthanc_get, f"{peer.url}/dicom-web/studies/{uid}/series")
             assert len(our_series) == len(their_series)
             for theirs_one in their_series:
                 series_uid = theirs_one["0020000E"]["Value"][0]
                 [mine] = [s for s in our_series if s["0020000E"]["Value"][0] == series_uid]
-                _compare_objects(__import__("json").loads(_without_hosts([mine], our_host))[0],
-                                 __import__("json").loads(_without_hosts([theirs_one], their_host))[0],
+                _compare_objects(json.loads(_without_hosts([mine], our_host))[0],
+                                 json.loads(_without_hosts([theirs_one], their_host))[0],
                                  f"series {series_uid}")
                 our_meta = await ours(f"/dicom-web/studies/{uid}/series/{series_uid}/metadata")
                 their_meta = await in_thread(
@@ -120,11 +128,42 @@ async def test_qido_and_metadata_match_real_orthanc(http: aiohttp.ClientSession,
                 for theirs_item in their_meta:
                     sop = theirs_item["00080018"]["Value"][0]
                     [mine_item] = [m for m in our_meta if m["00080018"]["Value"][0] == sop]
-                    a = __import__("json").loads(_without_hosts([mine_item], our_host))[0]
-                    b = __import__("json").loads(_without_hosts([theirs_item], their_host))[0]
+                    a = json.loads(_without_hosts([mine_item], our_host))[0]
+                    b = json.loads(_without_hosts([theirs_item], their_host))[0]
                     _compare_objects(a, b, f"metadata {sop}")
                     # Orthanc >= 1.12.1 also announces encapsulated pixel data (1.10.1 left it out)
                     extra = set(a) - set(b)
                     assert extra <= {"7FE00010"}, f"metadata {sop}: extra {extra}"
                     if extra:
                         assert a["7FE00010"]["vr"] == "OB" and "BulkDataURI" in a["7FE00010"]
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+async def test_stow_matches_real_orthanc(http: aiohttp.ClientSession, server: orthanc_lite.Server,
+                                         tmp_path: pathlib.Path) -> None:
+    from tests.dicomweb.helpers import stow_body
+
+    lena = testdata("Series", "Lena-1.dcm").read_bytes()
+    study = str(read(lena).StudyInstanceUID)
+    cases = [("/dicom-web/studies", [lena]), ("/dicom-web/studies", [lena]),
+             (f"/dicom-web/studies/{study}", [lena]), ("/dicom-web/studies/1.2.3.4", [lena]),
+             ("/dicom-web/studies", [b"not dicom" * 20]), ("/dicom-web/studies", [testdata("Issue196.dcm").read_bytes()]),
+             ("/dicom-web/studies", [lena, b"not dicom" * 20])]
+    headers = {"Content-Type": "multipart/related; type=application/dicom; boundary=XyZBoundary"}
+    with start_orthanc(tmp_path / "orthanc", plugins=True) as peer:
+        their_host = peer.url.split("//")[1]
+        our_host = server.url.split("//")[1]
+        for path, parts in cases:
+            body = stow_body(parts)
+            async with http.post(path, data=body, headers=headers) as resp:
+                our_status, ours = resp.status, json.loads(await resp.read() or b"{}")
+            theirs_resp = await in_thread(requests.post, peer.url + path, data=body, headers=headers, timeout=30)
+            assert our_status == theirs_resp.status_code, path
+            if theirs_resp.content:
+                theirs = json.loads(_without_hosts([theirs_resp.json()], their_host))[0]
+                mine = json.loads(_without_hosts([ours], our_host))[0]
+                for key in ("00081190", "00081199"):
+                    assert mine.get(key) == theirs.get(key), (path, key)
+                failed_theirs = theirs.get("00081198", {}).get("Value", [])
+                assert mine["00081198"].get("Value", []) == failed_theirs, path
