@@ -562,3 +562,19 @@ async def test_encodings_qido_and_metadata(http: aiohttp.ClientSession) -> None:
         if "SpecificCharacterSet" in ds and not isinstance(ds.SpecificCharacterSet, str):
             expected = [t for t in ds.SpecificCharacterSet if t]
         assert item["00080005"]["Value"] == expected, name
+
+
+async def test_concurrent_cold_metadata_is_computed_once(settings: Settings) -> None:
+    import asyncio
+
+    from orthanc_lite.services.dicomweb import metadata_cache
+
+    # No StableSeries during the test: the first requests find the cache cold
+    async with orthanc_lite.serve(settings.replace(StableAge=3600), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            for n in (1, 2, 3):
+                await post_instance(http, make_instance(STUDY, SERIES, None, n))
+            url = f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"
+            answers = await asyncio.gather(*(get_json(http, url) for _ in range(4)))
+            assert all(a == answers[0] for a in answers) and len(answers[0]) == 3
+            assert metadata_cache(srv.context).computed == 1
