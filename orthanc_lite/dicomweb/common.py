@@ -181,6 +181,11 @@ class MultipartWriter:
         self.response.enable_chunked_encoding()
         self._started = False
 
+    @property
+    def started(self) -> bool:
+        """Whether the status line and headers are sent (an error can no longer be answered)."""
+        return self._started
+
     async def write(self, data: bytes, content_type: str | None = None,
                     extra_headers: dict[str, str] | None = None) -> None:
         if not self._started:

@@ -5,6 +5,7 @@ metadata (DICOM JSON or XML) and bulk data (the plugin's WadoRs.cpp).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Final
 
@@ -26,6 +27,8 @@ from .common import (
     negotiate,
     option,
 )
+
+logger = logging.getLogger(__name__)
 
 EXPLICIT_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
 INLINE_REPLACE_BYTES: Final = 256 * 1024
@@ -133,10 +136,17 @@ async def retrieve(request: web.Request, level: ResourceLevel) -> web.StreamResp
             files = await pending[i]  # an error before the first part is still a proper HTTP error
             start(i + READ_AHEAD)
             await writer.write_many(files)
-    except BaseException:
+    except BaseException as exc:
         for fut in pending:
             fut.cancel()
         await asyncio.gather(*pending, return_exceptions=True)  # nothing left running, no error unretrieved
+        if writer.started and isinstance(exc, OrthancError):
+            # Parts were sent already: no error answer is possible any more; cut the answer short, so that
+            # the client sees an incomplete multipart rather than a silently shorter one.
+            logger.error("WADO-RS retrieve of %s interrupted: %s", public_id, exc.details or exc.code.description)
+            if request.transport is not None:
+                request.transport.close()
+            return writer.response
         raise
     return await writer.finish()
 

@@ -578,3 +578,41 @@ async def test_concurrent_cold_metadata_is_computed_once(settings: Settings) -> 
             answers = await asyncio.gather(*(get_json(http, url) for _ in range(4)))
             assert all(a == answers[0] for a in answers) and len(answers[0]) == 3
             assert metadata_cache(srv.context).computed == 1
+
+
+def _broken_jpeg(study: str, series: str) -> bytes:
+    """A JPEG baseline instance whose single fragment is not JPEG: no transcoder can decode it."""
+    import io
+
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    ds = read(make_instance(study, series, None, 99))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.50"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([b"\xff\xd8 not a jpeg \xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    del pydicom
+    return out.getvalue()
+
+
+async def test_retrieve_that_cannot_be_transcoded(http: aiohttp.ClientSession) -> None:
+    await post_instance(http, _broken_jpeg(STUDY, SERIES))
+    async with http.get(f"/dicom-web/studies/{STUDY}") as resp:
+        assert resp.status in (406, 415)  # nothing sent yet: a proper error
+        assert (await resp.json())["HttpStatus"] == resp.status
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    async with http.get(f"/dicom-web/studies/{STUDY}", headers={"Accept": accept}) as resp:
+        assert resp.status == 200  # as stored: no transcoding needed
+    # Once parts are on the wire, a failure cuts the answer short (never a silently shorter series)
+    for n in range(1, 21):
+        await post_instance(http, make_instance(STUDY, SERIES2, None, n))
+    await post_instance(http, _broken_jpeg(STUDY, SERIES2))
+    async with http.get(f"/dicom-web/studies/{STUDY}/series/{SERIES2}") as resp:
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    async with http.get("/system") as resp:
+        assert resp.status == 200  # the server goes on
