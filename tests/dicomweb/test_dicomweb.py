@@ -616,3 +616,30 @@ async def test_retrieve_that_cannot_be_transcoded(http: aiohttp.ClientSession) -
             await resp.read()
     async with http.get("/system") as resp:
         assert resp.status == 200  # the server goes on
+
+
+async def _statements(server: orthanc_lite.Server, http: aiohttp.ClientSession, path: str) -> int:
+    stats = server.context.index.engine.statements
+    stats.enabled, stats.count = True, 0
+    try:
+        async with http.get(path) as resp:
+            assert resp.status == 200
+            await resp.read()
+    finally:
+        stats.enabled = False
+    return stats.count
+
+
+async def test_sql_cost_does_not_grow_with_the_series(http: aiohttp.ClientSession, server: orthanc_lite.Server) -> None:
+    """QIDO and warm metadata cost a fixed number of statements (no N+1), whatever the number of instances."""
+    paths = (f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata", f"/dicom-web/studies/{STUDY}/instances",
+             "/dicom-web/studies", f"/dicom-web/studies/{STUDY}/series")
+    for n in (1, 2):
+        await post_instance(http, make_instance(STUDY, SERIES, None, n))
+    await _statements(server, http, paths[0])  # computes the cache
+    small = [await _statements(server, http, p) for p in paths]
+    for n in range(3, 23):
+        await post_instance(http, make_instance(STUDY, SERIES, None, n))
+    await _statements(server, http, paths[0])
+    large = [await _statements(server, http, p) for p in paths]
+    assert small == large
