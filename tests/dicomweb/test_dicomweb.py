@@ -643,3 +643,20 @@ async def test_sql_cost_does_not_grow_with_the_series(http: aiohttp.ClientSessio
     await _statements(server, http, paths[0])
     large = [await _statements(server, http, p) for p in paths]
     assert small == large
+
+
+async def test_case_insensitive_qido_and_extrapolate_mode(settings: Settings) -> None:
+    section = dict(settings.DicomWeb)
+    section.update(QidoCaseSensitive=False, StudiesMetadata="Extrapolate",
+                   StudiesMetadataExtrapolatedTags=["Rows", "SliceThickness"])
+    async with orthanc_lite.serve(settings.replace(DicomWeb=section), host="127.0.0.1") as srv:
+        async with aiohttp.ClientSession(base_url=srv.url) as http:
+            for n in (1, 2, 3):
+                await post_instance(http, make_instance(STUDY, SERIES, None, n))
+            assert len(await get_json(http, "/dicom-web/studies?PatientName=doe*")) == 1
+            assert len(await get_json(http, "/dicom-web/studies?StudyDescription=HEAD")) == 1
+            items = await get_json(http, f"/dicom-web/studies/{STUDY}/metadata")
+            assert len(items) == 3
+            assert all(i["00280010"] == {"vr": "US", "Value": [4]} for i in items)  # extrapolated from the files
+            assert all(i["00180050"] == {"vr": "DS", "Value": [1.5]} for i in items)
+            assert all("7FE00010" not in i for i in items)  # main tags only, no bulk data
