@@ -9,6 +9,7 @@ from aiohttp import web
 from .app_keys import CONTEXT
 from .config import Settings
 from .dicomweb.client import client_routes
+from .dicomweb.routes import setup_dicomweb
 from .dimse.server import dicom_server_context
 from .jobs.engine import JobEngine
 from .rest import setup_routes
@@ -32,6 +33,7 @@ def build(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app, read_only=bool(settings.ReadOnly))
+    setup_dicomweb(app, settings)
     dicomweb = settings.DicomWeb
     if dicomweb.get("Enable", True) and not settings.ReadOnly:
         app.router.add_routes(client_routes("/" + str(dicomweb.get("Root", "/dicom-web/")).strip("/") + "/"))

@@ -160,6 +160,7 @@ def read_dataset(
     source: str | os.PathLike[str] | bytes | IO[bytes],
     default_encoding: str = "Latin1",
     stop_before_pixels: bool = False,
+    defer_size: int | None = None,
 ) -> Dataset:
     """Parse DICOM (with or without preamble/meta header) and remember the default encoding.
 
@@ -172,7 +173,7 @@ def read_dataset(
     fp: IO[bytes] | str | os.PathLike[str]
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
-        ds = pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
     except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, IndexError,
             OverflowError, TypeError, NotImplementedError, MemoryError, AttributeError) as exc:
         raise DicomReadError(f"not a DICOM file: {exc}") from exc

@@ -202,8 +202,8 @@ _log_level_routes()
 
 @routes.get("/plugins")
 async def plugins(request: web.Request) -> web.Response:
-    """The loaded plugins (none yet)."""
-    return json_response([])
+    """The loaded plugins: the built-in DICOMweb server, when enabled."""
+    return json_response(["dicom-web"] if ctx_of(request).settings.DicomWeb.get("Enable", True) else [])
 
 
 @routes.get("/tools")

@@ -148,7 +148,7 @@ async def test_http_rules(http: aiohttp.ClientSession) -> None:
         system = await resp.json()
     assert system["Version"] == "1.13.0" and system["ApiVersion"] == 31 and "OrthancLiteVersion" in system
     async with http.get("/plugins") as resp:
-        assert await resp.json() == []
+        assert await resp.json() == ["dicom-web"]  # the built-in DICOMweb server
 
 
 async def test_delete_cascades_and_changes(http: aiohttp.ClientSession) -> None:
