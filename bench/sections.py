@@ -20,8 +20,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse", "cmove")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4:
-# C-STORE/C-FIND), bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
+# bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
+# bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "cmove")
 
 
 @dataclass(frozen=True)
