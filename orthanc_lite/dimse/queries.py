@@ -368,3 +368,13 @@ async def request_storage_commitment(ctx: ServerContext, modality: Modality, ref
     remote = remote_for(ctx, modality, local_aet, timeout)
     await ctx.executors.run_dimse(qr_scu.request_commitment, remote, transaction_uid, refs)
     return transaction_uid
+
+
+async def commit_sent_instances(ctx: ServerContext, modality: Modality, instance_ids: list[str],
+                                timeout: int | None = None, local_aet: str | None = None) -> str:
+    """"StorageCommitment": true on /modalities/{id}/store: after the C-STOREs, ask the modality to commit the
+    sent instances (by their Orthanc IDs); returns the transaction UID (GET /storage-commitment/{uid})."""
+    from ..services.commitment import sop_refs_of
+
+    refs = await sop_refs_of(ctx, instance_ids)
+    return await request_storage_commitment(ctx, modality, refs, timeout, local_aet)

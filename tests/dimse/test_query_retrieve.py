@@ -402,3 +402,18 @@ async def test_retrieve_jobs_are_saved(settings: Settings, tmp_path: pathlib.Pat
             await asyncio.to_thread(lite.stop)
     assert after["Type"] == "DicomMoveScu" and after["State"] == "Success"
     assert after["Content"] == before["Content"]
+
+
+async def test_commit_sent_instances_helper(pair: Pair) -> None:
+    """The helper a C-STORE job calls for "StorageCommitment": true (stored there: Success)."""
+    from orthanc_lite.dimse.queries import commit_sent_instances, reports
+
+    data = make_instance(patient_id="HELPER")
+    for http in (pair.local, pair.remote):
+        async with http.post("/instances", data=data) as r:
+            stored = await r.json()
+    ctx = pair.local_server.app[orthanc_lite.app_keys.CONTEXT]
+    uid = await commit_sent_instances(ctx, ctx.registry.modality("remote"), [stored["ID"]])
+    report = await _poll_report(pair.local, f"/storage-commitment/{uid}")
+    assert report["Status"] == "Success" and len(report["Success"]) == 1
+    assert reports(ctx).get(uid) is not None
