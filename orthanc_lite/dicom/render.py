@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import io
+import struct
 import zipfile
+import zlib
 from typing import Final
 
 import numpy as np
@@ -136,10 +138,24 @@ def encode_png(image: np.ndarray) -> bytes:
     if image.dtype == np.uint8:
         Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
     else:
-        # 16-bit grayscale; int16 as its two's complement bits, as Orthanc's PngWriter
-        Image.fromarray(image.astype(np.int16 if image.dtype == np.int16 else np.uint16).view(np.uint16), "I;16") \
-            .save(buffer, format="PNG", compress_level=1)
+        return _png16(image)
     return buffer.getvalue()
+
+
+def _png16(image: np.ndarray) -> bytes:
+    """16-bit grayscale PNG; int16 as its two's complement bits, as Orthanc's PngWriter (Pillow has no
+    16-bit PNG writer from numpy)."""
+    height, width = image.shape
+    rows = np.ascontiguousarray(image).view(np.uint16).astype(">u2").reshape(height, width * 2 // 2)
+    raw = np.zeros((height, 1 + width * 2), np.uint8)  # filter byte 0 then the big-endian row
+    raw[:, 1:] = rows.view(np.uint8).reshape(height, width * 2)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
+            + chunk(b"IEND", b""))
 
 
 def encode_pam(image: np.ndarray) -> bytes:

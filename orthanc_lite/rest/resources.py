@@ -22,6 +22,7 @@ from ..services import resources as res
 from ..services.context import ServerContext
 from ..services.store import store_bytes, store_file
 from .find import ParsedFind, format_answer
+from .images import transcoded_file
 from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_response, level_of, max_body_bytes,
                       receive_body, text_response)
 
@@ -295,6 +296,8 @@ async def instance_file(request: web.Request) -> web.StreamResponse:
     """The DICOM file of an instance (application/dicom), served straight from storage."""
     ctx = ctx_of(request)
     public_id = request.match_info["id"]
+    if "transcode" in request.query:
+        return await transcoded_file(request, public_id)
     internal, _ = await res.require(ctx, public_id, ResourceLevel.INSTANCE)
     attachment = (await ctx.index.attachments_of(internal)).get(1)
     if attachment is None:
