@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from typing import Final
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
+from pydicom.filereader import dcmread
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
     UID,
@@ -144,7 +146,7 @@ def _encode(ds: Dataset, frames: list[np.ndarray], target: str, quality: int) ->
         if frames[0].ndim == 3:
             ds.PhotometricInterpretation = "YBR_FULL_422"
     elif target == JPEGLosslessSV1:
-        ds.PixelData = encapsulate([_jpeg_lossless_gdcm(ds, f) for f in frames])
+        ds.PixelData = _jpeg_lossless_gdcm(ds)  # already encapsulated, every frame
     else:
         kwargs: dict[str, object] = {}
         if target == JPEG2000:
@@ -175,37 +177,35 @@ def _jpeg_baseline(ds: Dataset, frame: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _jpeg_lossless_gdcm(ds: Dataset, frame: np.ndarray) -> bytes:
-    """JPEG lossless, first-order prediction, through GDCM's encoder (no Python package writes it otherwise)."""
+def _jpeg_lossless_gdcm(ds: Dataset) -> bytes:
+    """JPEG lossless, first-order prediction (no Python package writes it but GDCM). GDCM's file-level API is
+    used (reader -> ImageChangeTransferSyntax -> writer, through temporary files): building its images by hand
+    from Python crashes the process when the SWIG objects are released in the wrong order."""
     try:
         import gdcm
     except ImportError:
         raise OrthancError(ErrorCode.NotImplemented, "JPEG lossless encoding needs python-gdcm") from None
-    height, width = frame.shape[:2]
-    samples = frame.shape[2] if frame.ndim == 3 else 1
-    bits = frame.dtype.itemsize * 8
-    stored = min(int(ds.get("BitsStored", bits) or bits), bits)
-    image = gdcm.Image()
-    image.SetNumberOfDimensions(2)
-    image.SetDimensions((width, height, 1))
-    image.SetPixelFormat(gdcm.PixelFormat(samples, bits, stored, stored - 1, 1 if frame.dtype.kind == "i" else 0))
-    pi = gdcm.PhotometricInterpretation.RGB if samples == 3 else gdcm.PhotometricInterpretation.MONOCHROME2
-    image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(pi))
-    element = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
-    element.SetByteStringValue(np.ascontiguousarray(frame).tobytes())
-    image.SetDataElement(element)
-    image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.ExplicitVRLittleEndian))
-    change = gdcm.ImageChangeTransferSyntax()
-    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
-    change.SetInput(image)
-    if not change.Change():
-        raise OrthancError(ErrorCode.NotImplemented, "GDCM cannot encode this image as JPEG lossless")
-    fragments = change.GetOutput().GetDataElement().GetSequenceOfFragments()
-    out = b""
-    for i in range(fragments.GetNumberOfFragments()):
-        raw = fragments.GetFragment(i).GetByteValue().GetBuffer()
-        out += raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
-    return out
+    with tempfile.TemporaryDirectory(prefix="orthanc-lite-jpeg-") as folder:
+        source, target = os.path.join(folder, "in.dcm"), os.path.join(folder, "out.dcm")
+        with open(source, "wb") as f:
+            f.write(to_bytes(ds))
+        reader = gdcm.ImageReader()
+        reader.SetFileName(source)
+        if not reader.Read():
+            raise OrthancError(ErrorCode.NotImplemented, "GDCM cannot read this image")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise OrthancError(ErrorCode.NotImplemented, "GDCM cannot encode this image as JPEG lossless")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(target)
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise OrthancError(ErrorCode.NotImplemented, "GDCM cannot write the JPEG lossless image")
+        encoded = dcmread(target, force=True)
+        return bytes(encoded.PixelData)
 
 
 def _mark_lossy(ds: Dataset, target: str, quality: int) -> None:
