@@ -44,8 +44,6 @@ UNCOMPRESSED: Final = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian,
                                  "1.2.840.10008.1.2.1.99"})
 _MPEG_SYNTAXES: Final = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (100, 101, 102, 103, 104, 105, 106, 107, 108))
 _JPEG2000: Final = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93))
-_JPEG: Final = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 57, 70))
-_JPEGLS: Final = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +110,13 @@ def frame_count(ds: Dataset) -> int:
 
 def layout(ds: Dataset) -> PixelLayout:
     """The pixel layout of `ds`; NotImplemented when it has no pixel data (Orthanc cannot decode it)."""
-    if PIXEL_DATA not in ds:
-        raise OrthancError(ErrorCode.NotImplemented, "No pixel data in this DICOM instance")
     syntax = ensure_transfer_syntax(ds)
+    if PIXEL_DATA not in ds:
+        # DCMTK finds no pixel sequence in a compressed file (BadFileFormat); an uncompressed one just has
+        # no image format (NotImplemented)
+        if syntax not in UNCOMPRESSED:
+            raise OrthancError(ErrorCode.BadFileFormat, "Cannot access a raw frame")
+        raise OrthancError(ErrorCode.NotImplemented, "No pixel data in this DICOM instance")
     rows, columns = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
     bits_allocated = _int(ds, "BitsAllocated", 0)
     if rows <= 0 or columns <= 0 or bits_allocated <= 0:
@@ -226,7 +228,7 @@ def _to_orthanc_format(ds: Dataset, info: PixelLayout, array: np.ndarray) -> np.
             return array.astype(np.uint8, copy=False)
         return array.astype(np.uint16, copy=False)
     if info.bits_stored == 1 or array.dtype == np.bool_:
-        return array.astype(np.uint8)
+        return array.astype(np.uint8) * np.uint8(255)  # Orthanc shows binary images (e.g. SEG) as 0/255
     if info.signed:
         return array.astype(np.int16 if info.bits_stored <= 16 else np.int32, copy=False)
     if info.bits_stored <= 8:
@@ -289,10 +291,9 @@ def raw_frame(ds: Dataset, frame: int) -> tuple[bytes, str]:
 
 
 def _mime_of(syntax: str) -> str:
-    if syntax in _JPEG:
+    """ParsedDicomFile::GetRawFrame: only baseline JPEG and JPEG 2000 get their own type; videos keep theirs."""
+    if syntax == "1.2.840.10008.1.2.4.50":
         return "image/jpeg"
-    if syntax in _JPEGLS:
-        return "image/jls"
     if syntax in _JPEG2000:
         return "image/jp2"
     if syntax in ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"):

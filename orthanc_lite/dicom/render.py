@@ -172,11 +172,11 @@ def encode_pam(image: np.ndarray) -> bytes:
 def matlab(image: np.ndarray) -> str:
     """ImageAccessor::ToMatlabString."""
     if image.ndim == 2:
-        rows = ["".join(f"{v} " for v in row) for row in image.tolist()]
+        rows = [" ".join(map(str, row)) + " " for row in image.tolist()]
         return "double([ " + "; ".join(rows) + "])"
     height, width, channels = image.shape
-    values = "".join(f"{v} " for v in image.reshape(-1).tolist())
-    return f"double(permute(reshape([ {values}], [ {channels} {width} {height} ]), [ 3 2 1 ]))"
+    values = " ".join(map(str, image.reshape(-1).tolist()))
+    return f"double(permute(reshape([ {values} ], [ {channels} {width} {height} ]), [ 3 2 1 ]))"
 
 
 # ------------------------------------------------------------------------------------------------ numpy
