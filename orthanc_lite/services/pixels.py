@@ -19,7 +19,7 @@ from ..dicom import pixels, render, transcode
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
 from .context import ServerContext
-from .tags import LoadedDataset, child_instances, instance_attachment, load, resource_level
+from .tags import LoadedDataset, child_instances, load, resource_level
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,18 @@ class RenderArgs:
     smooth: bool = False
 
 
+async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
+    """The DICOM attachment of an instance in one index read (small previews are dominated by such hops)."""
+    attachments = await ctx.index.resource_attachments(public_id, ResourceLevel.INSTANCE)
+    if attachments is None:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    if 1 not in attachments:
+        raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
+    return attachments[1]
+
+
 async def _loaded(ctx: ServerContext, public_id: str) -> LoadedDataset:
-    return await load(ctx, await instance_attachment(ctx, public_id), whole=True)
+    return await load(ctx, await _attachment(ctx, public_id), whole=True)
 
 
 async def image(ctx: ServerContext, public_id: str, frame: int, mode: render.Mode, mime: str, quality: int) -> bytes:
@@ -169,7 +179,7 @@ def _order_slices(items: list[tuple[str, AttachmentInfo, Any]]) -> list[tuple[st
 
 async def transcoded_file(ctx: ServerContext, public_id: str, target: str, quality: int | None = None) -> bytes:
     """/instances/{id}/file?transcode=: the stored file converted to `target` (in the cpu pool)."""
-    attachment = await instance_attachment(ctx, public_id)
+    attachment = await _attachment(ctx, public_id)
     try:
         data = await ctx.storage.read(attachment.uuid, attachment.compression != 1)
     except FileNotFoundError:
