@@ -148,15 +148,10 @@ def _encode(ds: Dataset, frames: list[np.ndarray], target: str, quality: int) ->
     elif target == JPEGLosslessSV1:
         ds.PixelData = _jpeg_lossless_gdcm(ds)  # already encapsulated, every frame
     else:
-        kwargs: dict[str, object] = {}
-        if target == JPEG2000:
-            kwargs["j2k_cr"] = [max(1.0, (101 - quality) / 2.0)]
-        elif target == JPEGLSNearLossless:
-            kwargs["jls_error"] = max(1, (100 - quality) // 10)
+        j2k_cr = [max(1.0, (101 - quality) / 2.0)] if target == JPEG2000 else None
+        jls_error = max(1, (100 - quality) // 10) if target == JPEGLSNearLossless else None
         try:
-            ds.compress(target, encoding_plugin="", generate_instance_uid=False, **kwargs)
-        except TypeError:
-            ds.compress(target, **kwargs)
+            ds.compress(target, generate_instance_uid=False, j2k_cr=j2k_cr, jls_error=jls_error)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             raise OrthancError(ErrorCode.NotImplemented, f"Cannot encode to {target}: {exc}") from None
         return

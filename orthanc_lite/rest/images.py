@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -21,6 +22,8 @@ from ..services import pixels as svc
 from .helpers import bool_arg, ctx_of
 
 routes = web.RouteTableDef()
+Producer = Callable[[str, int], Awaitable[bytes]]  # (MIME type, JPEG quality) -> encoded image
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ID: Final = "{id}"
 FRAME: Final = "{frame}"
@@ -79,14 +82,14 @@ def _unsupported(request: web.Request) -> web.StreamResponse:
     return web.Response(status=415)
 
 
-async def _image_answer(request: web.Request, produce: object) -> web.StreamResponse:
+async def _image_answer(request: web.Request, produce: Producer) -> web.StreamResponse:
     """Run an image producer with Orthanc's IDecodedFrameHandler error rules."""
     mime = _negotiate(request.headers.get("Accept", ""))
     try:
         quality = _quality(request)
         if mime is None:
             return web.Response(status=404)
-        body = await produce(mime, quality)  # type: ignore[operator]
+        body = await produce(mime, quality)
     except OrthancError as exc:
         if exc.code in (ErrorCode.ParameterOutOfRange, ErrorCode.UnknownResource):
             return web.Response(status=404)
@@ -96,7 +99,7 @@ async def _image_answer(request: web.Request, produce: object) -> web.StreamResp
     return web.Response(body=body, content_type=mime)
 
 
-def _image_handler(mode: render.Mode, doc: str) -> object:
+def _image_handler(mode: render.Mode, doc: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         frame = _frame(request)
         if frame is None:

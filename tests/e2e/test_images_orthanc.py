@@ -8,6 +8,8 @@ in BETTER_THAN_1_10 with the reason, and that difference is asserted too. Skippe
 from __future__ import annotations
 
 import io
+import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import TESTDATA
-from tests.e2e.orthanc_peer import orthanc_lite_process, orthanc_peer, requires_orthanc  # noqa: F401 (fixtures)
+from tests.e2e.orthanc_peer import ServerProcess, requires_orthanc, start_orthanc, start_orthanc_lite
 
 pytestmark = [pytest.mark.orthanc, requires_orthanc]
 
@@ -41,6 +43,13 @@ WRONG_IN_1_10 = {
     "2023-04-21-RLEPlanarConfigurationYBR_FULL.dcm": "planar RLE colour mis-decoded by 1.10.1",
 }
 BETTER_THAN_1_10 = {**CANNOT_DECODE_IN_1_10, **WRONG_IN_1_10}
+
+
+@pytest.fixture
+def servers(tmp_path: pathlib.Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Real Orthanc and orthanc_lite (a subprocess), each on fresh storage."""
+    with start_orthanc(tmp_path / "orthanc") as orthanc, start_orthanc_lite(tmp_path / "lite") as lite:
+        yield orthanc, lite
 
 
 def _upload(url: str, name: str) -> str | None:
@@ -81,17 +90,17 @@ def _compare(name: str, route: str, ours: requests.Response, theirs: requests.Re
 
 
 @pytest.mark.timeout(180)
-def test_pixels_equal_real_orthanc(orthanc_peer, orthanc_lite_process) -> None:
-    _check_files(orthanc_peer, orthanc_lite_process, QUICK_FILES)
+def test_pixels_equal_real_orthanc(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    _check_files(*servers, QUICK_FILES)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_pixels_equal_real_orthanc_all_files(orthanc_peer, orthanc_lite_process) -> None:
-    _check_files(orthanc_peer, orthanc_lite_process, ALL_FILES)
+def test_pixels_equal_real_orthanc_all_files(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    _check_files(*servers, ALL_FILES)
 
 
-def _check_files(orthanc_peer, orthanc_lite_process, files: list[str]) -> None:
+def _check_files(orthanc_peer: ServerProcess, orthanc_lite_process: ServerProcess, files: list[str]) -> None:
     differences: list[str] = []
     better: dict[str, set[str]] = {}
     for name in files:
