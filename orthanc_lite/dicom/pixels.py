@@ -280,7 +280,9 @@ def raw_frame(ds: Dataset, frame: int) -> tuple[bytes, str]:
     try:
         if syntax in _MPEG_SYNTAXES:
             from pydicom.encaps import generate_fragments
-            return b"".join(generate_fragments(ds.PixelData)), _mime_of(syntax)
+            fragments = generate_fragments(ds.PixelData)
+            next(fragments, None)  # the basic offset table
+            return b"".join(fragments), _mime_of(syntax)
         streams = _frames(ds, info, frame, frame + 1)
     except (ValueError, struct.error, TypeError) as exc:
         raise OrthancError(ErrorCode.BadFileFormat, f"Cannot access a raw frame: {exc}") from None

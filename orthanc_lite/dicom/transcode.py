@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterable
 from typing import Final
 
 import numpy as np
@@ -228,3 +229,19 @@ def to_bytes(ds: Dataset) -> bytes:
     except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise OrthancError(ErrorCode.InternalError, f"Cannot write the transcoded file: {exc}") from None
     return buffer.getvalue()
+
+
+_SENDER_PREFERENCE: Final = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
+
+
+def syntax_for_peer(source: str, accepted: Iterable[str]) -> str | None:
+    """For the senders (C-STORE, C-GET, peers): the syntax to send an instance in, given what the remote side
+    accepts. The stored syntax when accepted (no transcoding); else an uncompressed one (explicit little endian
+    first), as Orthanc falls back on; else the first accepted syntax we can encode; None when nothing fits."""
+    offered = [str(s) for s in accepted]
+    if source in offered:
+        return source
+    for preferred in _SENDER_PREFERENCE:
+        if preferred in offered:
+            return str(preferred)
+    return next((syntax for syntax in offered if can_transcode_to(syntax)), None)

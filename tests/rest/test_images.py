@@ -218,3 +218,22 @@ async def test_matlab_and_raw_frames(http) -> None:
     assert gzip.decompress(gz) == body
     async with http.get(f"/instances/{jpeg}/frames") as resp:
         assert await resp.json() == [0, 1]
+
+
+async def test_raw_frame_of_a_video_is_the_whole_stream(http) -> None:
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(io.BytesIO(make_image(np.zeros((4, 4), np.uint8))))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264
+    stream = bytes(range(256)) * 3
+    ds.PixelData = encapsulate([stream[:300], stream[300:]])  # one video split over fragments
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.NumberOfFrames = 2
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    iid = await post(http, buffer.getvalue())
+    status, ctype, body = await get(http, f"/instances/{iid}/frames/0/raw")
+    assert (status, ctype) == (200, "video/mp4")
+    assert body.startswith(stream[:300]) and stream[300:] in body
+    assert (await get(http, f"/instances/{iid}/preview"))[0] == 415  # videos are not decoded

@@ -160,3 +160,14 @@ class TestIngestTranscodingOfCompressedOff:
             assert await resp.text() == "1.2.840.10008.1.2.5"
         async with http.get(f"/instances/{plain}/metadata/TransferSyntax") as resp:
             assert await resp.text() == "1.2.840.10008.1.2"
+
+
+def test_syntax_for_peer() -> None:
+    from orthanc_lite.dicom.transcode import syntax_for_peer
+
+    jpeg, explicit, implicit = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
+    assert syntax_for_peer(jpeg, [implicit, jpeg]) == jpeg  # accepted as stored: no transcoding
+    assert syntax_for_peer(jpeg, [implicit, explicit]) == explicit
+    assert syntax_for_peer(jpeg, [implicit]) == implicit
+    assert syntax_for_peer(explicit, ["1.2.840.10008.1.2.5"]) == "1.2.840.10008.1.2.5"
+    assert syntax_for_peer(explicit, ["1.2.840.10008.1.2.4.100"]) is None
