@@ -78,7 +78,7 @@ def _quality(request: web.Request) -> int:
 def _unsupported(request: web.Request) -> web.StreamResponse:
     if "returnUnsupportedImage" in request.query:
         depth = len([p for p in request.path.split("/") if p]) - 1
-        raise web.HTTPTemporaryRedirect("../" * depth + "app/images/unsupported.png")
+        raise web.HTTPMovedPermanently("../" * depth + "app/images/unsupported.png")
     return web.Response(status=415)
 
 

@@ -126,7 +126,7 @@ async def test_errors_are_orthancs(http) -> None:
         assert (status, body) == (415, b"")
         assert (await get(http, f"/instances/{bad}/{route}"))[0] == 415
     status, _, _ = await get(http, f"/instances/{pdf}/preview?returnUnsupportedImage")
-    assert status == 307
+    assert status == 301  # HttpOutput::Redirect
     async with http.get(f"/instances/{pdf}/numpy") as resp:
         assert resp.status == 500 and (await resp.json())["OrthancStatus"] == 2  # NotImplemented
     async with http.get(f"/instances/{bad}/matlab") as resp:
