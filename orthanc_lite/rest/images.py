@@ -9,6 +9,7 @@ with ?returnUnsupportedImage); a missing frame, an unknown instance or an Accept
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from ..errors import ErrorCode, OrthancError
 from ..services import pixels as svc
 from .helpers import bool_arg, ctx_of
 
+logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 Producer = Callable[[str, int], Awaitable[bytes]]  # (MIME type, JPEG quality) -> encoded image
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,8 +95,7 @@ async def _image_answer(request: web.Request, produce: Producer) -> web.StreamRe
     except OrthancError as exc:
         if exc.code in (ErrorCode.ParameterOutOfRange, ErrorCode.UnknownResource):
             return web.Response(status=404)
-        if exc.code is ErrorCode.InexistentFile:
-            raise
+        logger.info("Cannot produce the image %s: %s", request.path, exc.details or exc.code.description)
         return _unsupported(request)
     return web.Response(body=body, content_type=mime)
 
