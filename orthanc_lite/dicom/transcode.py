@@ -78,6 +78,9 @@ def transcode_dataset(ds: Dataset, target: str, lossy_quality: int = 90) -> Data
     if not 1 <= lossy_quality <= 100:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Bad lossy quality: {lossy_quality}")
     current = pixels.ensure_transfer_syntax(ds)
+    if is_lossy(target) and target != current and pixels.PIXEL_DATA not in ds:
+        # DCMTK's lossy encoders need an 8-bit image: Orthanc keeps such instances (PDF, SR) as they are
+        raise OrthancError(ErrorCode.NotImplemented, f"No image to compress in {target}")
     source_little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
     native = False
     if pixels.PIXEL_DATA in ds and current != target:

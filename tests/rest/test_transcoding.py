@@ -171,3 +171,23 @@ def test_syntax_for_peer() -> None:
     assert syntax_for_peer(jpeg, [implicit]) == implicit
     assert syntax_for_peer(explicit, ["1.2.840.10008.1.2.5"]) == "1.2.840.10008.1.2.5"
     assert syntax_for_peer(explicit, ["1.2.840.10008.1.2.4.100"]) is None
+
+
+class TestLossyIngestTranscoding:
+    @pytest.fixture
+    def settings(self, settings):
+        return settings.replace(IngestTranscoding="1.2.840.10008.1.2.4.50", DicomLossyTranscodingQuality=80)
+
+    async def test_lossy_ingest_makes_a_new_instance(self, http) -> None:
+        path = testdata(TS, "1.2.840.10008.1.2.1.dcm")  # 8-bit RGB
+        answer = await upload(http, path)
+        async with http.get(f"/instances/{answer['ID']}/simplified-tags") as resp:
+            tags = await resp.json()
+        original = pydicom.dcmread(path)
+        assert tags["SOPInstanceUID"] != original.SOPInstanceUID  # as Orthanc: lossy means a new instance
+        assert tags["LossyImageCompression"] == "01"
+        async with http.get(f"/instances/{answer['ID']}/metadata/TransferSyntax") as resp:
+            assert await resp.text() == "1.2.840.10008.1.2.4.50"
+        pdf = await upload(http, testdata("sample-pdf.dcm"))  # nothing to compress: stored as it came
+        async with http.get(f"/instances/{pdf['ID']}/simplified-tags") as resp:
+            assert (await resp.json())["SOPInstanceUID"] == pydicom.dcmread(testdata("sample-pdf.dcm")).SOPInstanceUID
