@@ -18,6 +18,7 @@ from typing import Final
 from aiohttp import web
 
 from ..dicom import render
+from ..dicom.transfer_syntaxes import ORTHANC_SYNTAXES
 from ..errors import ErrorCode, OrthancError
 from ..services import pixels as svc
 from .helpers import bool_arg, ctx_of
@@ -243,8 +244,6 @@ async def series_numpy(request: web.Request) -> web.StreamResponse:
 
 async def transcoded_file(request: web.Request, public_id: str) -> web.StreamResponse:
     """GET /instances/{id}/file?transcode=UID[&lossy-quality=Q]: the file converted to another transfer syntax."""
-    from ..dicom.transfer_syntaxes import ORTHANC_SYNTAXES
-
     target = request.query.get("transcode", "").strip()
     if target not in ORTHANC_SYNTAXES:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown transfer syntax: {target}")
