@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
-# bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "cmove")
+# bench/pixels.py (issue 10: preview, transcoding), bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "cmove")
 
 
 @dataclass(frozen=True)
