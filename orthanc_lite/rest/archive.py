@@ -20,6 +20,7 @@ routes = web.RouteTableDef()
 
 LEVELS = "{level:patients|studies|series}"
 ID = "{id:[0-9a-f-]+}"
+STREAMS_KEY = "archive_streams"  # ctx.extra: the archives being streamed now (observability, tests)
 
 
 # --- parameters -----------------------------------------------------------------------------------
@@ -98,6 +99,8 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
     response = web.StreamResponse(headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
+    streams: set[archive_service.ArchiveProducer] = ctx.extra.setdefault(STREAMS_KEY, set())
+    streams.add(producer)
     try:
         while (chunk := await producer.next_chunk()) is not None:
             if chunk:
@@ -113,6 +116,7 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
         return response
     finally:
         producer.close()
+        streams.discard(producer)
     await response.write_eof()
     return response
 

@@ -119,7 +119,7 @@ class _Current:
     header_source: bytes | str | None = None  # what the DICOMDIR record is read from
 
 
-@dataclass
+@dataclass(eq=False)
 class ArchiveProducer:
     """Builds the ZIP of a plan, one bounded step per next_chunk(). close() releases open files."""
 
