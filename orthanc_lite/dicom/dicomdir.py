@@ -22,13 +22,14 @@ MEDIA_STORAGE_DIRECTORY: Final = "1.2.840.10008.1.3.10"
 FILE_SET_ID: Final = "ORTHANC_MEDIA"
 
 _CHARSET = 0x00080005
-# Tags copied from the instance into each record, as Orthanc's DicomDirWriter (type 2 = always present,
-# even empty; type 1C = only when the instance has a value). The study date and time are type 1.
+# Tags copied from the instance into each record, as Orthanc's DicomDirWriter: 2 = always present (empty
+# when the instance lacks it), 3 = when the instance has it (even empty), 1 = only when it has a value.
+# The study date and time are type 1 with fallbacks.
 _PATIENT: Final = ((0x00100010, 2), (0x00100020, 1))                      # PatientName, PatientID
 _STUDY: Final = ((0x00080050, 2), (0x00081030, 2), (0x0020000D, 2), (0x00200010, 1))
 _SERIES: Final = ((0x00080060, 2), (0x0020000E, 2), (0x00200011, 1))       # Modality, SeriesInstanceUID, Number
-_SERIES_EXTENDED: Final = ((0x0008103E, 1),)                              # SeriesDescription
-_IMAGE: Final = ((0x00200013, 1),)                                         # InstanceNumber
+_SERIES_EXTENDED: Final = ((0x0008103E, 3),)                              # SeriesDescription
+_IMAGE: Final = ((0x00200013, 2),)                                         # InstanceNumber
 
 
 @dataclass
@@ -44,7 +45,7 @@ class InstanceRecords:
 def _copy(record: Dataset, source: Dataset, tags: tuple[tuple[int, int], ...]) -> None:
     for tag, kind in tags:
         element = source.get(tag)
-        if element is not None and element.value not in (None, "", b""):
+        if element is not None and (kind != 1 or element.value not in (None, "", b"")):
             record.add(element)
         elif kind == 2:
             record.add_new(tag, element.VR if element is not None else _vr(tag), "")
