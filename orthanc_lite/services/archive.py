@@ -9,23 +9,28 @@ no longer asking (a client that disconnects).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Final
 
-from ..dicom.dicomdir import DicomDirBuilder, record
+from ..dicom.dicomdir import DicomDirBuilder, InstanceRecords, record
 from ..errors import ErrorCode, OrthancError
 from ..index.archive import ArchivedInstance
 from .archive_names import (PATIENT_PARTS, SERIES_PARTS, STUDY_PARTS, MODALITY, UniqueNames, folder_name,
                             instance_format, instance_numbers)
 from .context import ServerContext
+from .zipstream import Deflated, StreamDeflater, ZipStreamWriter, deflate_member
 
 logger = logging.getLogger(__name__)
 
-CHUNK: Final = 4 * 1024 * 1024  # bytes read and deflated per step
-COMPRESSION_LEVEL: Final = 6     # zlib's default, as Orthanc's ZipWriter
+CHUNK: Final = 4 * 1024 * 1024         # bytes read and deflated per step of a large member
+SMALL_MEMBER: Final = 16 * 1024 * 1024  # members up to this size are read whole and deflated ahead, in parallel
+LOOKAHEAD: Final = 3                    # small members in flight: memory <= LOOKAHEAD x (SMALL_MEMBER + deflated)
+# zlib level 2, not Orthanc's 6: on CT-like slices and the shared test files, 5x the MB/s for archives about 4%
+# larger (deflate gains little on pixel data beyond its fast strategies).
+COMPRESSION_LEVEL: Final = 2
 MEDIA_FOLDER: Final = "IMAGES"
 
 # A transcoder: (DICOM bytes, target transfer syntax UID, lossy quality) -> new bytes, or None if it cannot.
@@ -88,56 +93,45 @@ async def plan_archive(ctx: ServerContext, resources: list[str], media: bool, ex
     return ArchivePlan(entries, media, extended, transcode, lossy_quality)
 
 
-class _Sink:
-    """Where zipfile writes: kept in memory until the caller takes it (unseekable, so zipfile streams with
-    data descriptors and never goes back)."""
+@dataclass
+class _Packed:
+    """One member read and deflated ahead of its turn (small members only)."""
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.total = 0
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        self.total += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out = b"".join(self._parts)
-        self._parts.clear()
-        return out
+    entry: ArchiveEntry
+    deflated: Deflated | None  # None: the instance disappeared since the plan
+    records: InstanceRecords | None = None
 
 
 @dataclass
-class _Current:
+class _Streaming:
+    """A large member going out chunk by chunk."""
+
     entry: ArchiveEntry
-    source: BinaryIO | None = None     # the stored file, read CHUNK by CHUNK
-    data: bytes | None = None          # or its whole content (compressed storage, transcoding)
-    member: Any = None                 # zipfile's writer of this entry
-    header_source: bytes | str | None = None  # what the DICOMDIR record is read from
+    source: BinaryIO
+    deflater: StreamDeflater
+    path: str
 
 
 @dataclass(eq=False)
 class ArchiveProducer:
-    """Builds the ZIP of a plan, one bounded step per next_chunk(). close() releases open files."""
+    """Builds the ZIP of a plan; each next_chunk() does one bounded step. Members up to SMALL_MEMBER bytes are
+    read and deflated LOOKAHEAD at a time in the pools (zlib releases the GIL: several cores work), then laid
+    out in order; larger ones stream CHUNK by CHUNK. close() releases what is open."""
 
     ctx: ServerContext
     plan: ArchivePlan
     transcoder: Transcoder | None = None
     instances_done: int = 0
     archive_size: int = 0
-    _sink: _Sink = field(default_factory=_Sink)
-    _zip: zipfile.ZipFile | None = None
+    _writer: ZipStreamWriter = field(default_factory=ZipStreamWriter)
     _next: int = 0
-    _current: _Current | None = None
+    _ahead: deque[asyncio.Future[_Packed]] = field(default_factory=deque)
+    _out: deque[bytes] = field(default_factory=deque)
+    _streaming: _Streaming | None = None
     _dicomdir: DicomDirBuilder | None = None
     _finished: bool = False
 
     def __post_init__(self) -> None:
-        self._zip = zipfile.ZipFile(self._sink, "w", zipfile.ZIP_DEFLATED, allowZip64=True,  # type: ignore[arg-type]
-                                    compresslevel=COMPRESSION_LEVEL)
         if self.plan.media:
             self._dicomdir = DicomDirBuilder()
 
@@ -146,111 +140,136 @@ class ArchiveProducer:
         return self._finished
 
     def progress(self) -> float:
-        total = len(self.plan.entries) + 1
-        return min(1.0, (self.instances_done + (1 if self._finished else 0)) / total)
+        return min(1.0, (self.instances_done + (1 if self._finished else 0)) / (len(self.plan.entries) + 1))
 
     async def next_chunk(self) -> bytes | None:
         """The next bytes of the archive (possibly empty), or None once it is complete."""
+        if self._out:
+            return self._emit(self._out.popleft())
         if self._finished:
             return None
-        ex = self.ctx.executors
-        if self._current is None:
-            if self._next >= len(self.plan.entries):
-                out = await ex.run_cpu(self._finish_sync)
-                self.archive_size += len(out)
-                return out
+        if self._streaming is not None:
+            return self._emit(await self._stream_step(self._streaming))
+        self._fill_lookahead()
+        if self._ahead:
+            packed = await self._ahead.popleft()
+            self._lay_out(packed)
+            return self._emit(self._out.popleft()) if self._out else b""
+        if self._next < len(self.plan.entries):  # a large member: stream it
             entry = self.plan.entries[self._next]
             self._next += 1
-            self._current = await ex.run_io(self._open_sync, entry)
-            if self._current is None:
+            opened = await self.ctx.executors.run_io(self._open_large_sync, entry)
+            if opened is None:
                 return b""
-        current = self._current
-        if current.data is None and current.source is not None:
-            chunk: bytes | None = await ex.run_io(current.source.read, CHUNK)
-        else:
-            chunk = None
-        out = await ex.run_cpu(self._deflate_sync, current, chunk)
-        self.archive_size += len(out)
-        return out
+            self._streaming = opened
+            return self._emit(self._writer.begin_member(entry.name, entry.instance.size))
+        out = await self.ctx.executors.run_cpu(self._finish_sync)
+        self._finished = True
+        return self._emit(out)
 
     def close(self) -> None:
-        """Release the open file (sync and cheap; safe to call twice)."""
-        if self._current is not None and self._current.source is not None:
-            self._current.source.close()
-        self._current = None
+        """Release the open file and drop the work started ahead (sync, cheap; safe to call twice)."""
+        if self._streaming is not None:
+            self._streaming.source.close()
+            self._streaming = None
+        while self._ahead:
+            self._ahead.popleft().cancel()
+        self._out.clear()
+
+    def _emit(self, data: bytes) -> bytes:
+        self.archive_size += len(data)
+        return data
+
+    def _is_small(self, entry: ArchiveEntry) -> bool:
+        inst = entry.instance
+        return inst.size <= SMALL_MEMBER or inst.compressed or self.plan.transcode is not None
+
+    def _fill_lookahead(self) -> None:
+        while len(self._ahead) < LOOKAHEAD and self._next < len(self.plan.entries):
+            entry = self.plan.entries[self._next]
+            if not self._is_small(entry):
+                break
+            self._next += 1
+            self._ahead.append(asyncio.ensure_future(self._pack(entry)))
+
+    async def _pack(self, entry: ArchiveEntry) -> _Packed:
+        data = await self.ctx.executors.run_io(self._read_sync, entry)
+        if data is None:
+            return _Packed(entry, None)
+        return await self.ctx.executors.run_cpu(self._pack_sync, entry, data)
+
+    def _lay_out(self, packed: _Packed) -> None:
+        self.instances_done += 1
+        if packed.deflated is None:
+            return
+        self._out.extend(self._writer.whole_member(packed.entry.name, packed.deflated))
+        if self._dicomdir is not None and packed.records is not None:
+            self._dicomdir.add(packed.entry.keys, packed.records)
+
+    async def _stream_step(self, streaming: _Streaming) -> bytes:
+        chunk: bytes = await self.ctx.executors.run_io(streaming.source.read, CHUNK)
+        out: bytes = await self.ctx.executors.run_cpu(self._stream_sync, streaming, chunk)
+        return out
 
     # --- sync parts (run in the io / cpu pools) -------------------------------------------------
-    def _open_sync(self, entry: ArchiveEntry) -> _Current | None:
+    def _read_sync(self, entry: ArchiveEntry) -> bytes | None:
         inst = entry.instance
-        storage = self.ctx.storage
         try:
-            if inst.compressed or self.plan.transcode:
-                data = storage.read_sync(inst.uuid, inst.compressed)  # type: ignore[attr-defined]
-                return _Current(entry, data=data)
-            path = storage.local_path(inst.uuid)
-            if path is None:
-                return _Current(entry, data=storage.read_sync(inst.uuid))  # type: ignore[attr-defined]
-            return _Current(entry, source=open(path, "rb"), header_source=path)
+            return self.ctx.storage.read_sync(inst.uuid, inst.compressed)  # type: ignore[attr-defined,no-any-return]
         except FileNotFoundError:
             # As Orthanc: an instance deleted after the archive was planned is skipped.
             logger.warning("An instance was removed after the archive was planned: %s", inst.instance_id)
+            return None
+
+    def _pack_sync(self, entry: ArchiveEntry, data: bytes) -> _Packed:
+        if self.plan.transcode and self.transcoder is not None:
+            data = self._transcode(entry, data)
+        records = record(data, entry.name.split("/"), self.plan.extended) if self._dicomdir is not None else None
+        return _Packed(entry, deflate_member(data, COMPRESSION_LEVEL), records)
+
+    def _open_large_sync(self, entry: ArchiveEntry) -> _Streaming | None:
+        path = self.ctx.storage.local_path(entry.instance.uuid)
+        try:
+            if path is None:
+                raise FileNotFoundError(entry.instance.uuid)
+            return _Streaming(entry, open(path, "rb"), StreamDeflater(COMPRESSION_LEVEL), path)
+        except FileNotFoundError:
+            logger.warning("An instance was removed after the archive was planned: %s", entry.instance.instance_id)
             self.instances_done += 1
             return None
 
-    def _start_member(self, current: _Current, size: int) -> None:
-        assert self._zip is not None
-        info = zipfile.ZipInfo(current.entry.name, time.localtime()[:6])
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.file_size = size  # lets zipfile choose ZIP64 headers up front for files over 4 GB
-        current.member = self._zip.open(info, "w")
+    def _stream_sync(self, streaming: _Streaming, chunk: bytes) -> bytes:
+        out = streaming.deflater.feed(chunk) if chunk else b""
+        if chunk and len(chunk) == CHUNK:
+            return self._writer.member_data(out)
+        out += streaming.deflater.finish()
+        tail = self._writer.member_data(out)
+        d = streaming.deflater
+        descriptor = self._writer.end_member(d.crc, d.compressed_size, d.size)
+        streaming.source.close()
+        if self._dicomdir is not None:
+            self._dicomdir.add(streaming.entry.keys,
+                               record(streaming.path, streaming.entry.name.split("/"), self.plan.extended))
+        self._streaming = None
+        self.instances_done += 1
+        return tail + descriptor
 
-    def _deflate_sync(self, current: _Current, chunk: bytes | None) -> bytes:
-        if current.data is not None:  # whole file in memory: transcode if asked, then write it at once
-            data = current.data
-            if self.plan.transcode and self.transcoder is not None:
-                data = self._transcode(current, data)
-            self._start_member(current, len(data))
-            current.member.write(data)
-            current.header_source = data
-            self._end_member(current)
-        else:
-            if current.member is None:
-                self._start_member(current, current.entry.instance.size)
-            if chunk:
-                current.member.write(chunk)
-            if not chunk or len(chunk) < CHUNK:
-                self._end_member(current)
-        return self._sink.take()
-
-    def _transcode(self, current: _Current, data: bytes) -> bytes:
+    def _transcode(self, entry: ArchiveEntry, data: bytes) -> bytes:
         assert self.transcoder is not None and self.plan.transcode is not None
         try:
             out = self.transcoder(data, self.plan.transcode, self.plan.lossy_quality)
         except Exception:  # noqa: BLE001 - as Orthanc: a file that cannot be transcoded is kept as is
-            logger.info("Cannot transcode instance %s to %s", current.entry.instance.instance_id,
-                        self.plan.transcode, exc_info=True)
+            logger.info("Cannot transcode instance %s to %s", entry.instance.instance_id, self.plan.transcode,
+                        exc_info=True)
             return data
         return out if out is not None else data
 
-    def _end_member(self, current: _Current) -> None:
-        current.member.close()
-        if current.source is not None:
-            current.source.close()
-        if self._dicomdir is not None and current.header_source is not None:
-            file_id = current.entry.name.split("/")
-            self._dicomdir.add(current.entry.keys, record(current.header_source, file_id, self.plan.extended))
-        self._current = None
-        self.instances_done += 1
-
     def _finish_sync(self) -> bytes:
-        assert self._zip is not None
+        parts = []
         if self._dicomdir is not None:
-            info = zipfile.ZipInfo("DICOMDIR", time.localtime()[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            self._zip.writestr(info, self._dicomdir.encode())
-        self._zip.close()
-        self._finished = True
-        return self._sink.take()
+            parts.extend(self._writer.whole_member("DICOMDIR", deflate_member(self._dicomdir.encode(), COMPRESSION_LEVEL)))
+        parts.append(self._writer.finish())
+        return b"".join(parts)
 
 
 def public_content(plan: ArchivePlan, producer: ArchiveProducer | None) -> dict[str, Any]:

@@ -88,3 +88,29 @@ async def test_not_streamed_has_content_length(settings: Settings) -> None:
             assert len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 2
             # the temporary file is gone once sent
             assert not [p for p in (srv.context.storage.incoming_dir(),) if __import__("os").listdir(p)]
+
+
+async def test_large_instance_is_streamed_in_chunks(http: aiohttp.ClientSession, tmp_path) -> None:
+    """An instance above SMALL_MEMBER goes out CHUNK by CHUNK (data descriptor), in archives and media alike."""
+    from pydicom.fileset import FileSet
+
+    from orthanc_lite.services.archive import SMALL_MEMBER
+
+    side = 3000  # 3000 x 3000 x 2 bytes = 18 MB
+    assert side * side * 2 > SMALL_MEMBER
+    big = make_instance("BIG", size=side, PixelData=np.full(side * side, 7, dtype=np.uint16).tobytes())
+    small = make_instance("BIG", size=8)
+    for data in (big, small):
+        async with http.post("/instances", data=data) as resp:
+            assert resp.status == 200
+            patient = (await resp.json())["ParentPatient"]
+    async with http.get(f"/patients/{patient}/archive") as resp:
+        z = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    assert z.testzip() is None
+    assert sorted(len(z.read(n)) for n in z.namelist()) == sorted((len(big), len(small)))
+    assert any(info.flag_bits & 0x08 for info in z.infolist())  # the large one carries a data descriptor
+    async with http.get(f"/patients/{patient}/media") as resp:
+        z = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    z.extractall(tmp_path)
+    assert sorted(len(i.path.read_bytes()) if hasattr(i.path, "read_bytes") else len(open(i.path, "rb").read())
+                  for i in FileSet(tmp_path / "DICOMDIR")) == sorted((len(big), len(small)))
