@@ -143,13 +143,18 @@ def _close_fd(fd: int) -> None:
 
 
 def _transcoder(ctx: ServerContext) -> archive_service.Transcoder | None:
-    """The pixels module's transcoder once it exists; without it files are archived as stored."""
+    """dicom/transcode.py's transcode_file (the pixels module); without it files are archived as stored."""
     try:
-        from ..dicom import pixels  # type: ignore[attr-defined]
+        from ..dicom import transcode  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    fn = getattr(pixels, "transcode_bytes", None)
-    return fn if callable(fn) else None
+    default_quality = int(getattr(ctx.settings, "DicomLossyTranscodingQuality", 90) or 90)
+
+    def run(data: bytes, target: str, quality: int | None) -> bytes | None:
+        out = transcode.transcode_file(data, target, quality or default_quality)
+        return bytes(out) if out is not None else None
+
+    return run
 
 
 async def _submit_async(request: web.Request, plan: archive_service.ArchivePlan, priority: int, body: Any,

@@ -185,3 +185,22 @@ async def test_real_files_roundtrip(http: aiohttp.ClientSession) -> None:
     contents = sorted(z.read(n) for n in z.namelist())
     assert contents == sorted(p.read_bytes() for p in paths)
     assert "Unknown Patient/Unknown Study/Unknown Series/00000001.dcm" in z.namelist()
+
+
+async def test_transcode(http: aiohttp.ClientSession) -> None:
+    """?transcode / "Transcode" rewrite the files (here JPEG baseline -> explicit little endian) when the pixels
+    module is there; the DICOMDIR then names the new transfer syntax."""
+    pytest.importorskip("orthanc_lite.dicom.transcode")
+    from pydicom import dcmread
+
+    from tests.conftest import testdata
+
+    for p in sorted(testdata("Series").glob("*.dcm"))[:2]:
+        answer = await upload(http, p)
+    target = "1.2.840.10008.1.2.1"
+    z, _ = await _zip(http, f"/series/{answer['ParentSeries']}/archive?transcode={target}")
+    assert {str(dcmread(io.BytesIO(z.read(n))).file_meta.TransferSyntaxUID) for n in z.namelist()} == {target}
+    z, _ = await _zip(http, f"/series/{answer['ParentSeries']}/media", "POST", json={"Transcode": target})
+    dicomdir = dcmread(io.BytesIO(z.read("DICOMDIR")))
+    images = [r for r in dicomdir.DirectoryRecordSequence if r.DirectoryRecordType == "IMAGE"]
+    assert {str(r.ReferencedTransferSyntaxUIDInFile) for r in images} == {target}
