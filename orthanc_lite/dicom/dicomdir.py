@@ -16,9 +16,9 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
-MEDIA_STORAGE_DIRECTORY: Final = "1.2.840.10008.1.3.10"
+MEDIA_STORAGE_DIRECTORY: Final = UID("1.2.840.10008.1.3.10")
 FILE_SET_ID: Final = "ORTHANC_MEDIA"
 
 _CHARSET = 0x00080005

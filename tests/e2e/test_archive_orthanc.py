@@ -10,7 +10,6 @@ compared field by field, offsets aside (they depend on the record order, which 1
 from __future__ import annotations
 
 import io
-import pathlib
 import zipfile
 from collections import defaultdict
 
@@ -19,9 +18,9 @@ import pytest
 import requests
 from pydicom import dcmread
 
-import orthanc_lite
 from tests.conftest import testdata, upload
-from tests.e2e.orthanc_peer import ServerProcess, orthanc_peer, requires_orthanc  # noqa: F401
+from tests.e2e.orthanc_peer import ServerProcess, requires_orthanc
+from tests.e2e.orthanc_peer import orthanc_peer  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.orthanc, requires_orthanc]
 
@@ -70,7 +69,7 @@ def _records(dicomdir: bytes) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
     return sorted(out)
 
 
-async def test_archives_and_media_match_orthanc(orthanc_peer: ServerProcess, server: orthanc_lite.Server,
+async def test_archives_and_media_match_orthanc(orthanc_peer: ServerProcess,  # noqa: F811 server: orthanc_lite.Server,
                                                 http: aiohttp.ClientSession) -> None:
     for path in FILES:
         await upload(http, path)
