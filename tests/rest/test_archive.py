@@ -204,3 +204,19 @@ async def test_transcode(http: aiohttp.ClientSession) -> None:
     dicomdir = dcmread(io.BytesIO(z.read("DICOMDIR")))
     images = [r for r in dicomdir.DirectoryRecordSequence if r.DirectoryRecordType == "IMAGE"]
     assert {str(r.ReferencedTransferSyntaxUIDInFile) for r in images} == {target}
+
+
+async def test_zip_use_utf8(settings) -> None:  # type: ignore[no-untyped-def]
+    """ZipUseUtf8 keeps non-ASCII letters (and marks the names as UTF-8); by default they are dropped."""
+    import orthanc_lite
+
+    data = make_instance("Ü1", "Müller^Jürgen", StudyDescription="Épaule", SeriesDescription="Axial",
+                         SeriesNumber=1, AccessionNumber="")
+    for utf8, expected in ((True, "Ü1 - Müller Jürgen/Épaule/1 - CT - Axial/CT000001.dcm"),
+                           (False, "1 - Mller Jrgen/paule/1 - CT - Axial/CT000001.dcm")):
+        async with orthanc_lite.serve(settings.replace(ZipUseUtf8=utf8), host="127.0.0.1") as srv:
+            async with aiohttp.ClientSession(base_url=srv.url) as http:
+                answer = await _post_bytes(http, data)
+                z, _ = await _zip(http, f"/studies/{answer['ParentStudy']}/archive")
+        assert z.namelist() == [expected]
+        assert bool(z.infolist()[0].flag_bits & 0x800) == utf8
