@@ -6,9 +6,9 @@ from typing import Final
 
 from aiohttp import web
 
-from . import archive, attachments, changes, find, metadata, modalities, resources, system, tags
+from . import archive, attachments, changes, find, jobs, metadata, modalities, resources, system, tags
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, archive)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, archive)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup",
