@@ -10,10 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ErrorCode, OrthancError
+from ..jobs.archive import ArchiveJob, MediaJob
 from ..services import archive as archive_service
 from ..services.context import ServerContext
 from ..storage.base import unlink_quietly
 from .helpers import bool_arg, ctx_of, json_body
+from .jobs_submit import is_synchronous, job_priority, submit_job
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -61,17 +63,6 @@ def _resources_from_body(body: Any) -> list[str]:
     return list(body)
 
 
-def _is_synchronous(body: Any) -> bool:
-    """Orthanc's IsSynchronousJobRequest with synchronous as the default."""
-    if not isinstance(body, dict):
-        return True
-    if "Synchronous" in body:
-        return _bool_field(body, "Synchronous")
-    if "Asynchronous" in body:
-        return not _bool_field(body, "Asynchronous")
-    return True
-
-
 def _bool_field(body: dict[str, Any], key: str) -> bool:
     value = body[key]
     if not isinstance(value, bool):
@@ -79,19 +70,18 @@ def _bool_field(body: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _priority(body: Any) -> int:
-    value = body.get("Priority", 0) if isinstance(body, dict) else 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise OrthancError(ErrorCode.BadFileFormat, "The field \"Priority\" must be an integer")
-    return value
+def _job_fields(body: Any) -> tuple[bool, Any]:
+    """"Synchronous" (the default) / "Asynchronous"; "Priority" is checked here, used by the job engine."""
+    job_priority(body)
+    return is_synchronous(body, True), body
 
 
 # --- answering ------------------------------------------------------------------------------------
 async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filename: str,
-                  synchronous: bool = True, priority: int = 0, body: Any = None) -> web.StreamResponse:
+                  synchronous: bool = True, body: Any = None) -> web.StreamResponse:
     ctx = ctx_of(request)
     if not synchronous:
-        return await _submit_async(request, plan, priority, body, filename)
+        return await _submit_async(request, plan, body)
     producer = archive_service.ArchiveProducer(ctx, plan, transcoder=_transcoder(ctx))
     headers = {"Content-Type": "application/zip", "Content-Disposition": f'filename="{_content_filename(filename)}"'}
     if not ctx.settings.SynchronousZipStream:
@@ -157,9 +147,13 @@ def _transcoder(ctx: ServerContext) -> archive_service.Transcoder | None:
     return run
 
 
-async def _submit_async(request: web.Request, plan: archive_service.ArchivePlan, priority: int, body: Any,
-                        filename: str) -> web.StreamResponse:
-    raise OrthancError(ErrorCode.NotImplemented, "Asynchronous archives need the job engine")
+async def _submit_async(request: web.Request, plan: archive_service.ArchivePlan, body: Any) -> web.StreamResponse:
+    """An "Archive" or "Media" job; its ZIP is then GET /jobs/{id}/archive."""
+    ctx = ctx_of(request)
+    filename = body.get("Filename") if isinstance(body, dict) else None
+    job_class = MediaJob if plan.media else ArchiveJob
+    job = job_class(plan, _transcoder(ctx), str(filename) if filename else None)
+    return await submit_job(request, job, body if isinstance(body, dict) else {})
 
 
 async def _plan(request: web.Request, resources: list[str], media: bool, extended: bool, transcode: str | None,
@@ -183,7 +177,7 @@ async def _single_post(request: web.Request, media: bool) -> web.StreamResponse:
     options = _options(body, default_extended=False, media=media)
     plan = await _plan(request, [public_id], media, *options)
     filename = body.get("Filename", f"{public_id}.zip") if isinstance(body, dict) else f"{public_id}.zip"
-    return await _answer(request, plan, str(filename), _is_synchronous(body), _priority(body), body)
+    return await _answer(request, plan, str(filename), *_job_fields(body))
 
 
 def _options(body: Any, default_extended: bool, media: bool) -> tuple[bool, str | None, int | None]:
@@ -229,7 +223,7 @@ async def _batch_post(request: web.Request, media: bool, default_extended: bool)
     resources = _resources_from_body(body)
     plan = await _plan(request, resources, media, *_options(body, default_extended, media))
     filename = body.get("Filename", "Archive.zip") if isinstance(body, dict) else "Archive.zip"
-    return await _answer(request, plan, str(filename), _is_synchronous(body), _priority(body), body)
+    return await _answer(request, plan, str(filename), *_job_fields(body))
 
 
 async def _batch_get(request: web.Request, media: bool, default_extended: bool) -> web.StreamResponse:
