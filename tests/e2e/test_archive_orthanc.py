@@ -96,3 +96,37 @@ async def test_archives_and_media_match_orthanc(orthanc_peer: ServerProcess,  # 
             assert sorted(ours.read(n) for n in ours.namelist() if n != "DICOMDIR") == \
                 sorted(theirs.read(n) for n in theirs.namelist() if n != "DICOMDIR")
             assert _records(ours.read("DICOMDIR")) == _records(theirs.read("DICOMDIR")), (patient, suffix)
+
+
+async def test_async_job_content_matches_orthanc(orthanc_peer: ServerProcess, server: orthanc_lite.Server,  # noqa: F811
+                                                 http: aiohttp.ClientSession) -> None:
+    import asyncio
+    import time
+
+    for path in FILES[:5]:
+        await upload(http, path)
+        requests.post(orthanc_peer.url + "/instances", data=path.read_bytes(), timeout=30)
+    async with http.get("/patients") as resp:
+        patients = await resp.json()
+    for route, job_type in (("/tools/create-archive", "Archive"), ("/tools/create-media", "Media")):
+        body = {"Resources": patients, "Asynchronous": True}
+        async with http.post(route, json=body) as resp:
+            ours_id = (await resp.json())["ID"]
+        theirs_id = requests.post(orthanc_peer.url + route, json=body, timeout=30).json()["ID"]
+        assert server.context.jobs is not None
+        await server.context.jobs.join()
+        async with http.get(f"/jobs/{ours_id}") as resp:
+            ours = await resp.json()
+        deadline = time.monotonic() + 30
+        while (theirs := requests.get(f"{orthanc_peer.url}/jobs/{theirs_id}", timeout=10).json())["State"] != "Success":
+            assert time.monotonic() < deadline and theirs["State"] in ("Pending", "Running")
+            await asyncio.sleep(0.05)
+        assert ours["Type"] == theirs["Type"] == job_type
+        assert set(ours["Content"]) == set(theirs["Content"])
+        for key in ("Description", "InstancesCount", "UncompressedSize", "UncompressedSizeMB"):
+            assert ours["Content"][key] == theirs["Content"][key], key
+        assert type(ours["Content"]["ArchiveSize"]) is type(theirs["Content"]["ArchiveSize"])
+        ours_zip = zipfile.ZipFile(io.BytesIO(await (await http.get(f"/jobs/{ours_id}/archive")).read()))
+        theirs_resp = requests.get(f"{orthanc_peer.url}/jobs/{theirs_id}/archive", timeout=30)
+        theirs_zip = zipfile.ZipFile(io.BytesIO(theirs_resp.content))
+        assert len(ours_zip.namelist()) == len(theirs_zip.namelist())
