@@ -18,6 +18,8 @@ import pytest
 import requests
 from pydicom import dcmread
 
+import orthanc_lite
+
 from tests.conftest import testdata, upload
 from tests.e2e.orthanc_peer import ServerProcess, requires_orthanc
 from tests.e2e.orthanc_peer import orthanc_peer  # noqa: F401  (fixture)
