@@ -112,3 +112,22 @@ async def test_cancelled_archive_leaves_no_file(settings: Settings) -> None:
             async with http.get(f"/jobs/{running}") as resp:
                 assert (await resp.json())["State"] == "Failure"
             assert len([n for n in os.listdir(srv.context.storage.incoming_dir()) if n.endswith(".zip")]) == 1
+
+
+async def test_instance_deleted_after_planning_is_skipped(server: orthanc_lite.Server,
+                                                          http: aiohttp.ClientSession) -> None:
+    """As Orthanc: an instance removed between the plan and its turn is left out, with a warning."""
+    from orthanc_lite.services.archive import ArchiveProducer, plan_archive
+
+    study = await _study(http, 3)
+    plan = await plan_archive(server.context, [study], media=False)
+    async with http.delete(f"/instances/{plan.entries[1].instance.instance_id}") as resp:
+        assert resp.status == 200
+    producer = ArchiveProducer(server.context, plan)
+    parts = []
+    while (chunk := await producer.next_chunk()) is not None:
+        parts.append(chunk)
+    z = zipfile.ZipFile(io.BytesIO(b"".join(parts)))
+    assert z.testzip() is None
+    assert sorted(z.namelist()) == sorted(e.name for i, e in enumerate(plan.entries) if i != 1)
+    assert producer.archive_size == sum(map(len, parts))
