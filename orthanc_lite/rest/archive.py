@@ -47,7 +47,8 @@ def _lossy_quality(value: Any) -> int | None:
 
 
 def _content_filename(name: str) -> str:
-    """The Content-Disposition filename: printable, without quotes or separators (no header injection)."""
+    """The Content-Disposition filename: printable, without quotes or separators (no header injection; as
+    Orthanc >= 1.12.11, `"toto".dcm` gives `toto.dcm`)."""
     cleaned = "".join(c for c in name if c.isprintable() and c not in '"\\/\r\n')
     return cleaned or "archive.zip"
 
@@ -152,7 +153,7 @@ async def _submit_async(request: web.Request, plan: archive_service.ArchivePlan,
     ctx = ctx_of(request)
     filename = body.get("Filename") if isinstance(body, dict) else None
     job_class = MediaJob if plan.media else ArchiveJob
-    job = job_class(plan, _transcoder(ctx), str(filename) if filename else None)
+    job = job_class(plan, _transcoder(ctx), _content_filename(str(filename)) if filename else None)
     return await submit_job(request, job, body if isinstance(body, dict) else {})
 
 

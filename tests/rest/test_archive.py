@@ -3,6 +3,7 @@ pydicom and dcmdump, the POST/GET variants and their errors, and name sanitizati
 
 from __future__ import annotations
 
+import asyncio
 import io
 import pathlib
 import shutil
@@ -220,3 +221,25 @@ async def test_zip_use_utf8(settings) -> None:  # type: ignore[no-untyped-def]
                 z, _ = await _zip(http, f"/studies/{answer['ParentStudy']}/archive")
         assert z.namelist() == [expected]
         assert bool(z.infolist()[0].flag_bits & 0x800) == utf8
+
+
+async def test_content_disposition_is_sanitized(http: aiohttp.ClientSession) -> None:
+    """As Orthanc >= 1.12.11: quotes and line breaks are removed from ?filename / "Filename" (no header injection)."""
+    answer = await _post_bytes(http, make_instance())
+    study = answer["ParentStudy"]
+    async with http.get(f"/studies/{study}/archive", params={"filename": '"toto".zip'}) as resp:
+        assert resp.headers["Content-Disposition"] == 'filename="toto.zip"'
+    async with http.get(f"/studies/{study}/archive", params={"filename": 'toto.zip"\r\nSet-Cookie:evil=1'}) as resp:
+        assert resp.headers["Content-Disposition"] == 'filename="toto.zipSet-Cookie:evil=1"'
+        assert "Set-Cookie" not in resp.headers
+    async with http.post(f"/studies/{study}/archive", json={"Asynchronous": True, "Filename": 'tot"o.zip'}) as resp:
+        job = await resp.json()
+    await asyncio.sleep(0)
+    for _ in range(200):
+        async with http.get(f"/jobs/{job['ID']}") as resp:
+            if (await resp.json())["State"] == "Success":
+                break
+        await asyncio.sleep(0.02)
+    async with http.get(f"/jobs/{job['ID']}/archive") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Disposition"] == 'filename="toto.zip"'
