@@ -3,7 +3,7 @@ next to real Orthanc, downloads alternating between the servers so that outside 
 
 As a section of `python -m bench` it uploads its own study into both running servers. Standalone, with a small
 study only (the quick check of the issue): `python -m bench.archive [--instances 40] [--runs 5]` starts both
-servers itself and prints the figures.
+servers itself, prints the figures and writes them to bench/results/<timestamp>-archive.json.
 """
 
 from __future__ import annotations
@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             for server in servers:
                 server.stop()
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    print(text)
+    out = ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S-archive.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
