@@ -85,6 +85,8 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
         return await _submit_async(request, plan, body)
     producer = archive_service.ArchiveProducer(ctx, plan, transcoder=_transcoder(ctx))
     headers = {"Content-Type": "application/zip", "Content-Disposition": f'filename="{_content_filename(filename)}"'}
+    if request.method == "HEAD":  # the headers only: no archive is built for nothing
+        return web.Response(headers=headers)
     if not ctx.settings.SynchronousZipStream:
         return await _send_from_file(request, producer, headers)
     response = web.StreamResponse(headers=headers)

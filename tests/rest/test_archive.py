@@ -243,3 +243,14 @@ async def test_content_disposition_is_sanitized(http: aiohttp.ClientSession) -> 
     async with http.get(f"/jobs/{job['ID']}/archive") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Disposition"] == 'filename="toto.zip"'
+
+
+async def test_head_builds_nothing(server, http: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
+    from orthanc_lite.rest.archive import STREAMS_KEY
+
+    answer = await _post_bytes(http, make_instance())
+    async with http.head(f"/studies/{answer['ParentStudy']}/archive") as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+    async with http.head("/studies/0000/archive") as resp:
+        assert resp.status == 404
+    assert not server.context.extra.get(STREAMS_KEY)
