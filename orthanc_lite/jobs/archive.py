@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
-import tempfile
-from typing import Any, BinaryIO, ClassVar
+import uuid
+from typing import Any, Awaitable, BinaryIO, ClassVar, TypeVar
 
 from ..services import archive as archive_service
 from ..services.context import ServerContext
@@ -22,7 +23,20 @@ from .base import Job, JobOutput, StepResult, register_job
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _KEPT_KEY = "media_archive"  # ctx.extra: the finished archive jobs whose file is still kept, oldest first
+
+
+async def _settled(work: Awaitable[T]) -> T:
+    """Await a file operation running in a pool; if the step is cancelled meanwhile, let the operation end
+    first, so that the cleanup that follows sees the file it created or wrote."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
 
 
 class _ArchiveJobBase(Job):
@@ -41,19 +55,18 @@ class _ArchiveJobBase(Job):
     async def step(self, ctx: ServerContext) -> StepResult:
         try:
             if self._producer is None:
-                fd, self._path = await ctx.executors.run_io(tempfile.mkstemp, ".zip", "job-archive",
-                                                            archive_service.archives_dir(ctx))
-                self._file = os.fdopen(fd, "wb")
+                self._path = os.path.join(archive_service.archives_dir(ctx), f"job-archive-{uuid.uuid4().hex}.zip")
+                self._file = await _settled(ctx.executors.run_io(open, self._path, "wb"))
                 self._producer = archive_service.ArchiveProducer(ctx, self.plan, transcoder=self.transcoder)
                 return StepResult.CONTINUE
             chunk = await self._producer.next_chunk()
             if chunk:
                 assert self._file is not None
-                await ctx.executors.run_io(self._file.write, chunk)
+                await _settled(ctx.executors.run_io(self._file.write, chunk))
             if chunk is not None:
                 return StepResult.CONTINUE
             assert self._file is not None
-            await ctx.executors.run_io(self._file.close)
+            await _settled(ctx.executors.run_io(self._file.close))
             self._file = None
             self._done = True
             return StepResult.SUCCESS
