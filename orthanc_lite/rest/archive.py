@@ -160,8 +160,10 @@ async def _submit_async(request: web.Request, plan: archive_service.ArchivePlan,
 
 
 async def _plan(request: web.Request, resources: list[str], media: bool, extended: bool, transcode: str | None,
-                lossy_quality: int | None) -> archive_service.ArchivePlan:
-    return await archive_service.plan_archive(ctx_of(request), resources, media, extended, transcode, lossy_quality)
+                lossy_quality: int | None, body: Any = None) -> archive_service.ArchivePlan:
+    utf8 = _bool_field(body, "Utf8") if isinstance(body, dict) and "Utf8" in body else None  # overrides ZipUseUtf8
+    return await archive_service.plan_archive(ctx_of(request), resources, media, extended, transcode, lossy_quality,
+                                              utf8)
 
 
 # --- one resource ------------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ async def _single_post(request: web.Request, media: bool) -> web.StreamResponse:
     public_id = request.match_info["id"]
     body = await json_body(request)
     options = _options(body, default_extended=False, media=media)
-    plan = await _plan(request, [public_id], media, *options)
+    plan = await _plan(request, [public_id], media, *options, body=body)
     filename = body.get("Filename", f"{public_id}.zip") if isinstance(body, dict) else f"{public_id}.zip"
     return await _answer(request, plan, str(filename), *_job_fields(body))
 
@@ -224,7 +226,7 @@ async def _batch_post(request: web.Request, media: bool, default_extended: bool)
     if body == {} and not (await request.read()).strip():
         raise OrthancError(ErrorCode.BadFileFormat, "Expected a list of resources to archive in the body")
     resources = _resources_from_body(body)
-    plan = await _plan(request, resources, media, *_options(body, default_extended, media))
+    plan = await _plan(request, resources, media, *_options(body, default_extended, media), body=body)
     filename = body.get("Filename", "Archive.zip") if isinstance(body, dict) else "Archive.zip"
     return await _answer(request, plan, str(filename), *_job_fields(body))
 

@@ -58,13 +58,16 @@ class ArchivePlan:
 
 
 async def plan_archive(ctx: ServerContext, resources: list[str], media: bool, extended: bool = False,
-                       transcode: str | None = None, lossy_quality: int | None = None) -> ArchivePlan:
-    """What goes in the archive and under which names; 404 if a resource does not exist."""
+                       transcode: str | None = None, lossy_quality: int | None = None,
+                       utf8: bool | None = None) -> ArchivePlan:
+    """What goes in the archive and under which names (UTF-8 names: `utf8`, else ZipUseUtf8); 404 if a
+    resource does not exist."""
     content = await ctx.index.archive_content(list(dict.fromkeys(resources)))
     if content.missing:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {content.missing[0]}")
     # Naming and sorting take a while for 100,000 instances: off the loop.
-    entries = await ctx.executors.run_cpu(_entries, content, media, bool(ctx.settings.ZipUseUtf8))
+    utf8 = bool(ctx.settings.ZipUseUtf8) if utf8 is None else utf8
+    entries = await ctx.executors.run_cpu(_entries, content, media, utf8)
     return ArchivePlan(entries, media, extended, transcode, lossy_quality)
 
 

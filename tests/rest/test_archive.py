@@ -254,3 +254,13 @@ async def test_head_builds_nothing(server, http: aiohttp.ClientSession) -> None:
     async with http.head("/studies/0000/archive") as resp:
         assert resp.status == 404
     assert not server.context.extra.get(STREAMS_KEY)
+
+
+async def test_utf8_body_field(http: aiohttp.ClientSession) -> None:
+    """"Utf8" in a POST body overrides ZipUseUtf8 for that archive."""
+    answer = await _post_bytes(http, make_instance("Ü2", "Jürgen", AccessionNumber="", StudyDescription="",
+                                                   SeriesDescription="", SeriesNumber=None))
+    z, _ = await _zip(http, "/tools/create-archive", "POST", json={"Resources": [answer["ID"]], "Utf8": True})
+    assert z.namelist() == ["Ü2 - Jürgen/Unknown Study/CT/CT000001.dcm"]
+    z, _ = await _zip(http, "/tools/create-archive", "POST", json={"Resources": [answer["ID"]]})
+    assert z.namelist() == ["2 - Jrgen/Unknown Study/CT/CT000001.dcm"]
