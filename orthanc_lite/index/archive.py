@@ -51,6 +51,13 @@ WHERE down.level = ?
 """
 
 
+def _index_in_series(value: str | None) -> int:
+    """IndexInSeries is stored verbatim (e.g. " 3"); like Orthanc's ParseUnsignedInteger32, anything that is not
+    an unsigned integer counts as 0."""
+    text = (value or "").strip()
+    return int(text) if text.isdigit() and int(text) < 2**32 else 0
+
+
 def archive_content(conn: sqlite3.Connection, public_ids: list[str]) -> ArchiveContent:
     """The instances below `public_ids` (any level; duplicates and overlaps are merged)."""
     ids_json = orjson.dumps(public_ids).decode()
@@ -60,10 +67,8 @@ def archive_content(conn: sqlite3.Connection, public_ids: list[str]) -> ArchiveC
     instances = []
     for row in conn.execute(_DESCENDANT_INSTANCES, (ids_json, int(AttachmentType.DICOM),
                                                    int(MetadataType.IndexInSeries), int(ResourceLevel.INSTANCE))):
-        index = row[7]
         instances.append(ArchivedInstance(
-            row[0], row[1], row[2], row[3], row[4], int(row[5]), int(row[6]) != 1,
-            int(index) if index is not None and index.isdigit() else 0))
+            row[0], row[1], row[2], row[3], row[4], int(row[5]), int(row[6]) != 1, _index_in_series(row[7])))
     parents = sorted({i.series_id for i in instances} | {i.study_id for i in instances}
                      | {i.patient_id for i in instances})
     tags = {row[0]: orjson.loads(row[1]) for row in conn.execute(
