@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from typing import Any
 
@@ -119,7 +120,7 @@ async def _send_from_file(request: web.Request, producer: archive_service.Archiv
     """SynchronousZipStream false (Orthanc <= 1.9.3): build a temporary file, then send it with its length."""
     ctx = producer.ctx
     fd, path = await ctx.executors.run_io(tempfile.mkstemp, ".zip", "archive", archive_service.archives_dir(ctx))
-    await ctx.executors.run_io(_close_fd, fd)
+    await ctx.executors.run_io(os.close, fd)
     try:
         await archive_service.write_archive_file(producer, path)
         response = web.FileResponse(path, headers=headers)
@@ -127,12 +128,6 @@ async def _send_from_file(request: web.Request, producer: archive_service.Archiv
         return response
     finally:
         await ctx.executors.run_io(unlink_quietly, path)
-
-
-def _close_fd(fd: int) -> None:
-    import os
-
-    os.close(fd)
 
 
 def _transcoder(ctx: ServerContext) -> archive_service.Transcoder | None:
