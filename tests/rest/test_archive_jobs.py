@@ -131,3 +131,25 @@ async def test_instance_deleted_after_planning_is_skipped(server: orthanc_lite.S
     assert z.testzip() is None
     assert sorted(z.namelist()) == sorted(e.name for i, e in enumerate(plan.entries) if i != 1)
     assert producer.archive_size == sum(map(len, parts))
+
+
+async def test_archive_sql_cost_is_fixed(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    """An archive costs the same few SQL statements for 1 or 21 instances (no query per resource)."""
+    stats = server.context.index.engine.statements
+
+    async def cost(path: str) -> int:
+        stats.enabled, stats.count = True, 0
+        try:
+            async with http.get(path) as resp:
+                assert resp.status == 200
+                await resp.read()
+        finally:
+            stats.enabled = False
+        return int(stats.count)
+
+    small_study = await _study(http, 1)
+    big_study = await _study(http, 21)
+    assert await cost(f"/studies/{small_study}/media") == await cost(f"/studies/{big_study}/media") <= 6
+    async with http.get("/patients") as resp:
+        patients = await resp.json()
+    assert await cost(f"/tools/create-archive?resources={','.join(patients)}") <= 6
