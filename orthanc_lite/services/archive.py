@@ -1,8 +1,8 @@
 """ZIP archives and DICOMDIR media of stored resources (Orthanc's ArchiveJob), produced chunk by chunk.
 
 plan_archive() reads the index once; ArchiveProducer.next_chunk() then does one bounded unit of work per
-call (read up to CHUNK bytes of one file in the io pool, deflate them in the cpu pool) and returns the ZIP
-bytes made so far. Memory stays flat whatever the archive size; the caller decides where the bytes go (an
+call (lay out a member read and deflated ahead in the io/cpu pools, or read and deflate CHUNK bytes of a large
+one) and returns the next ZIP bytes. Memory stays flat whatever the archive size; the caller decides where the bytes go (an
 HTTP stream that applies backpressure, or a temporary file for asynchronous jobs), and stops the work by
 no longer asking (a client that disconnects).
 """
