@@ -264,3 +264,10 @@ async def test_utf8_body_field(http: aiohttp.ClientSession) -> None:
     assert z.namelist() == ["Ü2 - Jürgen/Unknown Study/CT/CT000001.dcm"]
     z, _ = await _zip(http, "/tools/create-archive", "POST", json={"Resources": [answer["ID"]]})
     assert z.namelist() == ["2 - Jrgen/Unknown Study/CT/CT000001.dcm"]
+
+
+async def test_empty_selection_gives_an_empty_zip(http: aiohttp.ClientSession) -> None:
+    z, _ = await _zip(http, "/tools/create-archive", "POST", json={"Resources": []})
+    assert z.namelist() == []
+    z, _ = await _zip(http, "/tools/create-media", "POST", json=[])
+    assert z.namelist() == ["DICOMDIR"]
