@@ -181,7 +181,11 @@ class ArchiveProducer:
             self._streaming.source.close()
             self._streaming = None
         while self._ahead:
-            self._ahead.popleft().cancel()
+            future = self._ahead.popleft()
+            if future.done() and not future.cancelled():
+                future.exception()  # consumed: a failed read-ahead of an abandoned archive is not an error
+            else:
+                future.cancel()
         self._out.clear()
 
     def _emit(self, data: bytes) -> bytes:
