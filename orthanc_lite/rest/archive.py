@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..dicom import transcode
 from ..errors import ErrorCode, OrthancError
 from ..jobs.archive import ArchiveJob, MediaJob
 from ..services import archive as archive_service
@@ -130,17 +131,12 @@ async def _send_from_file(request: web.Request, producer: archive_service.Archiv
         await ctx.executors.run_io(unlink_quietly, path)
 
 
-def _transcoder(ctx: ServerContext) -> archive_service.Transcoder | None:
-    """dicom/transcode.py's transcode_file (the pixels module); without it files are archived as stored."""
-    try:
-        from ..dicom import transcode  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
+def _transcoder(ctx: ServerContext) -> archive_service.Transcoder:
+    """dicom/transcode.py's transcode_file, with DicomLossyTranscodingQuality when no quality is given."""
     default_quality = int(getattr(ctx.settings, "DicomLossyTranscodingQuality", 90) or 90)
 
     def run(data: bytes, target: str, quality: int | None) -> bytes | None:
-        out = transcode.transcode_file(data, target, quality or default_quality)
-        return bytes(out) if out is not None else None
+        return bytes(transcode.transcode_file(data, target, quality or default_quality))
 
     return run
 

@@ -189,9 +189,8 @@ async def test_real_files_roundtrip(http: aiohttp.ClientSession) -> None:
 
 
 async def test_transcode(http: aiohttp.ClientSession) -> None:
-    """?transcode / "Transcode" rewrite the files (here JPEG baseline -> explicit little endian) when the pixels
-    module is there; the DICOMDIR then names the new transfer syntax."""
-    pytest.importorskip("orthanc_lite.dicom.transcode")
+    """?transcode / "Transcode" rewrite the files (here JPEG baseline -> explicit little endian); the DICOMDIR
+    then names the new transfer syntax."""
     from pydicom import dcmread
 
     from tests.conftest import testdata
@@ -271,3 +270,14 @@ async def test_empty_selection_gives_an_empty_zip(http: aiohttp.ClientSession) -
     assert z.namelist() == []
     z, _ = await _zip(http, "/tools/create-media", "POST", json=[])
     assert z.namelist() == ["DICOMDIR"]
+
+
+async def test_file_that_cannot_be_transcoded_is_kept(http: aiohttp.ClientSession) -> None:
+    """As Orthanc: an instance the transcoder cannot handle (a PDF has no pixels) goes in as stored."""
+    from tests.conftest import testdata
+
+    pdf = testdata("sample-pdf.dcm")
+    answer = await upload(http, pdf)
+    z, _ = await _zip(http, f"/series/{answer['ParentSeries']}/archive?transcode=1.2.840.10008.1.2.4.50")
+    (name,) = z.namelist()
+    assert z.read(name) == pdf.read_bytes()
