@@ -33,6 +33,8 @@ class NewInstance:
     max_storage_bytes: int = 0
     max_patients: int = 0
     reject_when_full: bool = False
+    # Metadata of the parent levels (ModifiedFrom/AnonymizedFrom of a modified instance): (level, type, value).
+    parent_metadata: tuple[tuple[int, int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -122,6 +124,7 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
 
     patient_internal, study_internal, series_internal, instance_internal = internal_ids
     metadata_rows.extend((instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items())
+    metadata_rows.extend((internal_ids[level], mtype, value) for level, mtype, value in new.parent_metadata)
     if new.index_in_series is not None:
         metadata_rows.append((instance_internal, int(MetadataType.IndexInSeries), str(new.index_in_series)))
     if ResourceLevel.SERIES in out.new_levels and new.series_expected is not None:

@@ -27,17 +27,25 @@ async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreR
     return announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
 
 
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
+                         extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+    """`store_bytes` up to the commit, for a worker thread; `extra_metadata` = (level, type, value) rows to set on
+    the instance or its parents (ModifiedFrom, AnonymizedFrom). The caller then runs `announce()` on the loop."""
+    return _store_bytes_sync(ctx, data, origin, extra_metadata)
+
+
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
+                      extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
@@ -66,7 +74,7 @@ class StoredInstance:
 
 
 def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, make_durable: Callable[[], None],
-                origin: Origin) -> StoredInstance:
+                origin: Origin, extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
     fsync (`make_durable`, about as long as the index statements) runs beside them; the commit waits for it, so
     no committed row ever points at a file that a power cut could lose."""
@@ -88,6 +96,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
         max_storage_bytes=int(settings.MaximumStorageSize) * 1024 * 1024,
         max_patients=int(settings.MaximumPatientCount),
         reject_when_full=settings.MaximumStorageMode == "Reject",
+        parent_metadata=extra_metadata,
     )
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)

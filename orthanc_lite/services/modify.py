@@ -1,0 +1,319 @@
+"""Modification and anonymization of stored resources (Orthanc's ResourceModificationJob): each source instance
+is read, rewritten by a dicom/modification.py Modification (one UID map for the whole run, so the new hierarchy
+stays consistent), and stored through services/store.py with ModifiedFrom/AnonymizedFrom metadata.
+
+A `ModificationRun` is stepwise (one instance per step), serializable and restartable, so jobs/ can drive it;
+the sources are deleted (KeepSource false) and labels copied (KeepLabels) only in the final step, so a cancelled
+or interrupted run never loses a source instance. Never imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from .. import ids
+from ..dicom.modification import (Modification, parse_anonymization_request, parse_modify_request)
+from ..dicom.values import read_dataset, tag_string
+from ..errors import ErrorCode, OrthancError
+from ..model import AttachmentInfo, MetadataType, Origin, ResourceLevel
+from . import delete as delete_service
+from .context import ServerContext
+from .store import StoredInstance, announce, store_bytes_blocking
+
+logger = logging.getLogger(__name__)
+
+ANONYMIZATION_SEQUENCE_PROPERTY: Final = 3  # Orthanc's GlobalProperty_AnonymizationSequence
+_SEQUENCE_LOCK_KEY: Final = "modify.anonymization_sequence_lock"
+KNOWN_TRANSFER_SYNTAXES: Final = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101",
+    "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5",
+})
+
+__all__ = ["parse_modify_request", "parse_anonymization_request", "ModificationRun", "Modification"]
+
+
+# --- request-level helpers ---------------------------------------------------------------------------------
+
+
+def default_private_creator(ctx: ServerContext) -> str:
+    return str(getattr(ctx.settings, "DefaultPrivateCreator", "") or "")
+
+
+async def anonymized_patient_name(ctx: ServerContext) -> str:
+    """"Anonymized<n>", n from a global sequence that survives restarts (as Orthanc's GeneratePatientName)."""
+    import asyncio
+    lock = ctx.extra.setdefault(_SEQUENCE_LOCK_KEY, asyncio.Lock())
+    async with lock:
+        raw = await ctx.index.global_property(ANONYMIZATION_SEQUENCE_PROPERTY)
+        value = (int(raw) if raw and raw.isdigit() else 0) + 1
+        await ctx.index.set_global_property(ANONYMIZATION_SEQUENCE_PROPERTY, str(value))
+    return f"Anonymized{value}"
+
+
+async def build_anonymization(ctx: ServerContext, body: Any) -> Modification:
+    modification, name_set = parse_anonymization_request(body, default_private_creator(ctx))
+    if not name_set:
+        modification.replace_tag(0x00100010, await anonymized_patient_name(ctx), safe_for_anonymization=True)
+    return modification
+
+
+def check_transcode(body: dict[str, Any]) -> str | None:
+    if "Transcode" not in body:
+        return None
+    value = body["Transcode"]
+    if not isinstance(value, str):
+        raise OrthancError(ErrorCode.BadFileFormat, "The field \"Transcode\" must be a string")
+    if value not in KNOWN_TRANSFER_SYNTAXES:
+        raise OrthancError(ErrorCode.BadFileFormat, f"Unknown transfer syntax UID: {value}")
+    return value
+
+
+def read_bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    if name not in body:
+        return default
+    if not isinstance(body[name], bool):
+        raise OrthancError(ErrorCode.BadFileFormat, f"The field \"{name}\" must be a Boolean")
+    return bool(body[name])
+
+
+async def source_instances(ctx: ServerContext, public_ids: list[str]) -> list[str]:
+    """Every instance below each resource (any level), in index order; an unknown resource is a 404."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for public_id in public_ids:
+        located = await ctx.index.find_internal(public_id)
+        if located is None:
+            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+        for instance, _series, _att in await ctx.index.descendant_attachments(located[0]):
+            if instance not in seen:
+                seen.add(instance)
+                found.append(instance)
+    return found
+
+
+# --- one instance ------------------------------------------------------------------------------------------
+
+
+def write_dataset(ds: Dataset) -> bytes:
+    """A DICOM file (preamble + meta header) in the dataset's own transfer syntax."""
+    meta = ds.file_meta
+    if "TransferSyntaxUID" not in meta:
+        meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR
+                                  else pydicom.uid.ExplicitVRLittleEndian)
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def hashes_of(ds: Dataset) -> tuple[str, str, str, str]:
+    """The four public IDs of a dataset, as DicomInstanceHasher computes them."""
+    patient = tag_string(ds, 0x00100020) or ""
+    study = tag_string(ds, 0x0020000D) or ""
+    series = tag_string(ds, 0x0020000E) or ""
+    sop = tag_string(ds, 0x00080018) or ""
+    return (ids.patient_id(patient), ids.study_id(patient, study), ids.series_id(patient, study, series),
+            ids.instance_id(patient, study, series, sop))
+
+
+def modified_file_sync(ctx: ServerContext, attachment: AttachmentInfo, modification: Modification,
+                       lock: threading.Lock | None = None) -> tuple[bytes, tuple[str, str, str, str],
+                                                                    tuple[str, str, str, str]]:
+    """Worker thread: read a stored instance, apply the modification, serialize. Returns the new file, the
+    original IDs and the new IDs."""
+    data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
+    with ctx.executors.cpu_turn:
+        ds = read_dataset(data, ctx.default_encoding)
+        original = hashes_of(ds)
+        if lock is not None:
+            with lock:
+                modification.apply(ds)
+        else:
+            modification.apply(ds)
+        output = write_dataset(ds)
+        return output, original, hashes_of(ds)
+
+
+# --- a whole run (the job's state) -------------------------------------------------------------------------
+
+
+@dataclass
+class ModificationRun:
+    """Stepwise state of a modification or anonymization over a set of instances."""
+
+    modification: Modification
+    is_anonymization: bool
+    instances: list[str]
+    output_level: ResourceLevel | None = None  # None: several resources (the bulk routes)
+    keep_source: bool = True
+    keep_labels: bool = False
+    transcode: str | None = None
+    origin: Origin = field(default_factory=lambda: Origin("RestApi"))
+    position: int = 0
+    finished: bool = False
+    single_id: str | None = None
+    patient_id: str | None = None
+    outputs: dict[int, set[str]] = field(default_factory=lambda: {int(level): set() for level in ResourceLevel})
+    pairs: set[tuple[int, str, str]] = field(default_factory=set)  # (level, source, new) for KeepLabels
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.instances) + 1  # the trailing step (delete sources, labels)
+
+    def progress(self) -> float:
+        done = self.position + (1 if self.finished else 0)
+        return min(1.0, done / self.total_steps)
+
+    def reset(self) -> None:
+        self.position = 0
+        self.finished = False
+        self.single_id = None
+        self.patient_id = None
+        self.outputs = {int(level): set() for level in ResourceLevel}
+        self.pairs = set()
+
+    async def step(self, ctx: ServerContext) -> bool:
+        """Do one unit of work; True when the whole run is done."""
+        if self.position < len(self.instances):
+            await self._modify_one(ctx, self.instances[self.position])
+            self.position += 1
+            return False
+        if not self.finished:
+            await self._finish(ctx)
+            self.finished = True
+        return True
+
+    async def run_all(self, ctx: ServerContext) -> dict[str, Any]:
+        while not await self.step(ctx):
+            pass
+        return self.content()
+
+    async def _modify_one(self, ctx: ServerContext, instance_id: str) -> None:
+        located = await ctx.index.find_internal(instance_id, ResourceLevel.INSTANCE)
+        if located is None:
+            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {instance_id}")
+        attachment = (await ctx.index.attachments_of(located[0])).get(1)
+        if attachment is None:
+            raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {instance_id}")
+        stored = await ctx.executors.run_io(self._modify_and_store_sync, ctx, attachment)
+        announce(ctx, stored[0])
+        self._record(stored[1], stored[2])
+
+    def _modify_and_store_sync(self, ctx: ServerContext, attachment: AttachmentInfo
+                               ) -> tuple[StoredInstance, tuple[str, str, str, str], tuple[str, str, str, str]]:
+        data, original, new = modified_file_sync(ctx, attachment, self.modification, self._lock)
+        if self.transcode is not None:
+            logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
+        mtype = int(MetadataType.AnonymizedFrom if self.is_anonymization else MetadataType.ModifiedFrom)
+        extra = [(int(ResourceLevel.INSTANCE), mtype, original[3])]
+        for level in (ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
+            if original[level] != new[level]:
+                extra.append((int(level), mtype, original[level]))
+        stored = store_bytes_blocking(ctx, data, self.origin, tuple(extra))
+        return stored, original, new
+
+    def _record(self, original: tuple[str, str, str, str], new: tuple[str, str, str, str]) -> None:
+        if self.output_level is not None and self.single_id is None:
+            self.single_id = new[self.output_level]
+            self.patient_id = new[ResourceLevel.PATIENT]
+        for level in ResourceLevel:
+            self.outputs[int(level)].add(new[level])
+            if self.keep_labels:
+                self.pairs.add((int(level), original[level], new[level]))
+
+    async def _finish(self, ctx: ServerContext) -> None:
+        if self.keep_labels:
+            for level, source, target in sorted(self.pairs):
+                if source == target:
+                    continue
+                for label in await ctx.index.resource_labels(source, ResourceLevel(level)) or []:
+                    await ctx.index.modify_label(target, ResourceLevel(level), label, True)
+        if not self.keep_source:
+            created = self.outputs[int(ResourceLevel.INSTANCE)]
+            for instance in self.instances:
+                if instance in created:
+                    continue  # modified in place (Keep of every UID with OverwriteInstances)
+                if await ctx.index.find_internal(instance, ResourceLevel.INSTANCE) is not None:
+                    await delete_service.delete_resource(ctx, instance, ResourceLevel.INSTANCE)
+
+    def content(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Description": "REST API", "InstancesCount": len(self.instances),
+                               "FailedInstancesCount": 0, "IsAnonymization": self.is_anonymization}
+        if self.output_level is not None:
+            if self.single_id is not None:
+                level = self.output_level
+                out.update({"ID": self.single_id, "Path": f"/{level.plural}/{self.single_id}",
+                            "PatientID": self.patient_id, "Type": level.type_name})
+        else:
+            resources: list[dict[str, str]] = []
+            for level in (ResourceLevel.INSTANCE, ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
+                resources.extend({"ID": pid, "Path": f"/{level.plural}/{pid}", "Type": level.type_name}
+                                 for pid in sorted(self.outputs[int(level)]))
+            out["Resources"] = resources
+        if self.transcode is not None:
+            out["Transcode"] = self.transcode
+        return out
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "Modification": self.modification.serialize(), "IsAnonymization": self.is_anonymization,
+            "Instances": self.instances,
+            "OutputLevel": None if self.output_level is None else self.output_level.type_name,
+            "KeepSource": self.keep_source, "KeepLabels": self.keep_labels, "Transcode": self.transcode,
+            "Origin": {"Kind": self.origin.kind, "RemoteIp": self.origin.remote_ip,
+                       "HttpUsername": self.origin.http_username},
+            "Position": self.position, "Finished": self.finished, "SingleID": self.single_id,
+            "PatientID": self.patient_id, "Outputs": {str(k): sorted(v) for k, v in self.outputs.items()},
+            "Pairs": sorted(list(p) for p in self.pairs),
+        }
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> ModificationRun:
+        origin = data.get("Origin") or {}
+        run = cls(Modification.deserialize(data["Modification"]), bool(data["IsAnonymization"]),
+                  list(data["Instances"]),
+                  None if data.get("OutputLevel") is None else ResourceLevel.parse(data["OutputLevel"]),
+                  bool(data["KeepSource"]), bool(data["KeepLabels"]), data.get("Transcode"),
+                  Origin(origin.get("Kind", "RestApi"), remote_ip=origin.get("RemoteIp"), remote_aet="",
+                         http_username=origin.get("HttpUsername")))
+        run.position, run.finished = int(data["Position"]), bool(data["Finished"])
+        run.single_id, run.patient_id = data.get("SingleID"), data.get("PatientID")
+        for key, values in (data.get("Outputs") or {}).items():
+            run.outputs[int(key)] = set(values)
+        run.pairs = {(int(a), str(b), str(c)) for a, b, c in data.get("Pairs") or []}
+        return run
+
+
+# --- one instance, answered without storing (/instances/{id}/modify|anonymize) ------------------------------
+
+
+async def modified_instance_file(ctx: ServerContext, public_id: str, modification: Modification,
+                                 transcode: str | None = None) -> bytes:
+    located = await ctx.index.find_internal(public_id, ResourceLevel.INSTANCE)
+    if located is None:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    attachment = (await ctx.index.attachments_of(located[0])).get(1)
+    if attachment is None:
+        raise OrthancError(ErrorCode.InexistentFile)
+    data, _original, _new = await ctx.executors.run_io(modified_file_sync, ctx, attachment, modification)
+    if transcode is not None:
+        current = await ctx.executors.run_cpu(_transfer_syntax_of, data)
+        if current != transcode:
+            raise OrthancError(ErrorCode.InternalError, f"Cannot transcode to transfer syntax: {transcode}")
+    return data
+
+
+def _transfer_syntax_of(data: bytes) -> str:
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[0x00080016])
+    return str(ds.file_meta.get("TransferSyntaxUID", ""))
