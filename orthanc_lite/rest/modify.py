@@ -10,6 +10,7 @@ from aiohttp import web
 from ..app_keys import USERNAME
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel
+from ..services import create as create_service
 from ..services import modify as modify_service
 from ..services.modify import ModificationRun
 from .helpers import ctx_of, json_object_body, json_response
@@ -146,3 +147,14 @@ async def anonymize_instance(request: web.Request) -> web.Response:
     modification = await modify_service.build_anonymization(ctx, body)
     data = await modify_service.modified_instance_file(ctx, request.match_info["id"], modification)
     return web.Response(body=data, content_type="application/dicom")
+
+
+@routes.post("/tools/create-dicom")
+async def create_dicom(request: web.Request) -> web.Response:
+    """Create one DICOM instance (or a series, when Content is an array) from JSON tags and a data-URI payload."""
+    ctx = ctx_of(request)
+    try:
+        body = await json_object_body(request)
+    except OrthancError:
+        raise OrthancError(ErrorCode.BadRequest) from None
+    return json_response(await create_service.create_dicom(ctx, body, _origin(request)))

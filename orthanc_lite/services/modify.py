@@ -106,13 +106,22 @@ async def source_instances(ctx: ServerContext, public_ids: list[str]) -> list[st
 
 
 def write_dataset(ds: Dataset) -> bytes:
-    """A DICOM file (preamble + meta header) in the dataset's own transfer syntax."""
+    """A DICOM file (preamble + meta header) in the dataset's own transfer syntax; the meta header follows the
+    dataset (media storage UIDs), as DCMTK rewrites it when it saves."""
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta:
         meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR
                                   else pydicom.uid.ExplicitVRLittleEndian)
+    meta.FileMetaInformationGroupLength = 0  # recomputed by dcmwrite
+    if "FileMetaInformationVersion" not in meta:
+        meta.FileMetaInformationVersion = b"\0\1"
+    meta.MediaStorageSOPClassUID = tag_string(ds, 0x00080016) or ""
+    meta.MediaStorageSOPInstanceUID = tag_string(ds, 0x00080018) or ""
+    if "ImplementationClassUID" not in meta:
+        meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    ds.preamble = getattr(ds, "preamble", None) or b"\0" * 128
     buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
     return buffer.getvalue()
 
 
