@@ -12,6 +12,7 @@ from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel
 from ..services import create as create_service
 from ..services import modify as modify_service
+from ..services import split_merge
 from ..services.modify import ModificationRun
 from .helpers import ctx_of, json_object_body, json_response
 
@@ -158,3 +159,19 @@ async def create_dicom(request: web.Request) -> web.Response:
     except OrthancError:
         raise OrthancError(ErrorCode.BadRequest) from None
     return json_response(await create_service.create_dicom(ctx, body, _origin(request)))
+
+
+@routes.post(f"/studies/{ID}/split")
+async def split_study(request: web.Request) -> web.Response:
+    """Move some series or instances of a study into a brand new study (a job)."""
+    body = await _body(request)
+    run = await split_merge.build_split(ctx_of(request), request.match_info["id"], body, _origin(request))
+    return await run_modification(request, run, body)
+
+
+@routes.post(f"/studies/{ID}/merge")
+async def merge_study(request: web.Request) -> web.Response:
+    """Move studies, series or instances into this study (a job)."""
+    body = await _body(request)
+    run = await split_merge.build_merge(ctx_of(request), request.match_info["id"], body, _origin(request))
+    return await run_modification(request, run, body)

@@ -168,6 +168,9 @@ class ModificationRun:
     keep_labels: bool = False
     transcode: str | None = None
     origin: Origin = field(default_factory=lambda: Origin("RestApi"))
+    kind: str = "modify"  # "modify" (incl. anonymize), "split" or "merge": metadata and content differ
+    target_study: str | None = None      # split/merge: the Orthanc ID of the study receiving the instances
+    target_study_uid: str | None = None  # split: its StudyInstanceUID
     position: int = 0
     finished: bool = False
     single_id: str | None = None
@@ -225,14 +228,16 @@ class ModificationRun:
         if self.transcode is not None:
             logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
         mtype = int(MetadataType.AnonymizedFrom if self.is_anonymization else MetadataType.ModifiedFrom)
-        extra = [(int(ResourceLevel.INSTANCE), mtype, original[3])]
+        extra = [(int(ResourceLevel.INSTANCE), mtype, original[3])] if self.kind == "modify" else []
         for level in (ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
-            if original[level] != new[level]:
+            if original[level] != new[level] and self.kind == "modify":
                 extra.append((int(level), mtype, original[level]))
         stored = store_bytes_blocking(ctx, data, self.origin, tuple(extra))
         return stored, original, new
 
     def _record(self, original: tuple[str, str, str, str], new: tuple[str, str, str, str]) -> None:
+        if self.kind == "split" and self.target_study is None:
+            self.target_study = new[ResourceLevel.STUDY]
         if self.output_level is not None and self.single_id is None:
             self.single_id = new[self.output_level]
             self.patient_id = new[ResourceLevel.PATIENT]
@@ -258,7 +263,14 @@ class ModificationRun:
 
     def content(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Description": "REST API", "InstancesCount": len(self.instances),
-                               "FailedInstancesCount": 0, "IsAnonymization": self.is_anonymization}
+                               "FailedInstancesCount": 0}
+        if self.kind != "modify":
+            if self.target_study is not None:
+                out["TargetStudy"] = self.target_study
+            if self.kind == "split":
+                out["TargetStudyUID"] = self.target_study_uid
+            return out
+        out["IsAnonymization"] = self.is_anonymization
         if self.output_level is not None:
             if self.single_id is not None:
                 level = self.output_level
@@ -282,6 +294,7 @@ class ModificationRun:
             "KeepSource": self.keep_source, "KeepLabels": self.keep_labels, "Transcode": self.transcode,
             "Origin": {"Kind": self.origin.kind, "RemoteIp": self.origin.remote_ip,
                        "HttpUsername": self.origin.http_username},
+            "Kind": self.kind, "TargetStudy": self.target_study, "TargetStudyUID": self.target_study_uid,
             "Position": self.position, "Finished": self.finished, "SingleID": self.single_id,
             "PatientID": self.patient_id, "Outputs": {str(k): sorted(v) for k, v in self.outputs.items()},
             "Pairs": sorted(list(p) for p in self.pairs),
@@ -296,6 +309,8 @@ class ModificationRun:
                   bool(data["KeepSource"]), bool(data["KeepLabels"]), data.get("Transcode"),
                   Origin(origin.get("Kind", "RestApi"), remote_ip=origin.get("RemoteIp"), remote_aet="",
                          http_username=origin.get("HttpUsername")))
+        run.kind = str(data.get("Kind", "modify"))
+        run.target_study, run.target_study_uid = data.get("TargetStudy"), data.get("TargetStudyUID")
         run.position, run.finished = int(data["Position"]), bool(data["Finished"])
         run.single_id, run.patient_id = data.get("SingleID"), data.get("PatientID")
         for key, values in (data.get("Outputs") or {}).items():
