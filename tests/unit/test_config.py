@@ -404,7 +404,7 @@ def test_documented_configuration_loads_to_the_defaults(warnings: pytest.LogCapt
     assert load(ROOT / "configuration.json", environ={}) == load(None)
     assert not warnings.records
     # Once comments are removed it is strict JSON (no trailing comma), so real Orthanc reads it too.
-    text = config._preprocess(config.render_documented_configuration(), {}, "configuration.json")
+    text = config.loader._preprocess(config.render_documented_configuration(), {}, "configuration.json")
     assert set(json.loads(text)) <= {option.name for option in config.OPTIONS}
 
 
