@@ -12,6 +12,7 @@ from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel
 from ..services import create as create_service
 from ..services import modify as modify_service
+from ..services import reconstruct as reconstruct_service
 from ..services import split_merge
 from ..services.modify import ModificationRun
 from .helpers import ctx_of, json_object_body, json_response
@@ -175,3 +176,30 @@ async def merge_study(request: web.Request) -> web.Response:
     body = await _body(request)
     run = await split_merge.build_merge(ctx_of(request), request.match_info["id"], body, _origin(request))
     return await run_modification(request, run, body)
+
+
+@routes.post("/{level:patients|studies|series|instances}/" + ID + "/reconstruct")
+async def reconstruct_resource(request: web.Request) -> web.Response:
+    """Recompute the main DICOM tags of a resource and its children from the stored files."""
+    ctx = ctx_of(request)
+    await _reconstruct_body(request)
+    await reconstruct_service.reconstruct(ctx, request.match_info["id"], ResourceLevel.parse(request.match_info["level"]))
+    return json_response({})
+
+
+@routes.post("/tools/reconstruct")
+async def reconstruct_all(request: web.Request) -> web.Response:
+    """Recompute the main DICOM tags of every resource from the stored files."""
+    await _reconstruct_body(request)
+    await reconstruct_service.reconstruct(ctx_of(request), None)
+    return json_response({})
+
+
+async def _reconstruct_body(request: web.Request) -> None:
+    """`ReconstructFiles` (rewrite the attachments) is accepted only as false: files are not rewritten."""
+    raw = await request.read()
+    if not raw.strip():
+        return
+    body = await _body(request)
+    if modify_service.read_bool(body, "ReconstructFiles", False):
+        raise OrthancError(ErrorCode.NotImplemented, "ReconstructFiles is not supported")

@@ -1,0 +1,33 @@
+"""POST /{level}/{id}/reconstruct and /tools/reconstruct: main tags recomputed from the stored files."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+
+import aiohttp
+
+from tests.conftest import testdata, upload
+
+
+async def test_reconstruct_restores_main_tags(http: aiohttp.ClientSession, settings) -> None:
+    stored = await upload(http, testdata("PrivateTags.dcm"))
+    db = pathlib.Path(settings.index_directory) / "index"
+    # What an older version (or another MainDicomTags configuration) left in the index.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE resources SET main_tags='{}' WHERE public_id IN (?,?)",
+                     (stored["ParentStudy"], stored["ParentSeries"]))
+    async with http.get(f"/studies/{stored['ParentStudy']}") as resp:
+        assert (await resp.json())["MainDicomTags"] == {}
+    async with http.post(f"/studies/{stored['ParentStudy']}/reconstruct", json={}) as resp:
+        assert resp.status == 200 and await resp.json() == {}
+    async with http.get(f"/studies/{stored['ParentStudy']}") as resp:
+        study = await resp.json()
+    assert study["MainDicomTags"]["StudyInstanceUID"]
+    assert study["PatientMainDicomTags"]["PatientID"]
+    async with http.get(f"/series/{stored['ParentSeries']}") as resp:
+        assert (await resp.json())["MainDicomTags"]["Modality"]
+    async with http.post("/tools/reconstruct", data=b"") as resp:
+        assert resp.status == 200
+    async with http.post("/studies/00000000-00000000-00000000-00000000-00000000/reconstruct", json={}) as resp:
+        assert resp.status == 404
