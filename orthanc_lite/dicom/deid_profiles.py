@@ -103,6 +103,12 @@ _CURVES_AND_OVERLAYS: Final = ((0x5000, 0x50FF, 0x0000, 0xFFFF), (0x6000, 0x60FF
                                (0x6000, 0x60FF, 0x4000, 0x4000))
 
 
+# Instance Creation Date/Time, Radiopharmaceutical Start Time/DateTime and Date/Time of Last Calibration became X in
+# 2023b; Encapsulated Document became D.
+_NEW_IN_2023B: Final = _tags("00080012 00080013 00181072 00181078 00181200 00181201")
+_NEW_CLEARINGS_2023B: Final = _tags("00420011")
+
+
 def _method(edition: str, basic: bool = True) -> str:
     suffix = " Basic Profile" if basic else ""
     return f"Orthanc {ORTHANC_VERSION} - PS 3.15-{edition} Table E.1-1{suffix}"
@@ -110,10 +116,12 @@ def _method(edition: str, basic: bool = True) -> str:
 
 PROFILES: Final[dict[str, Profile]] = {
     "2008": Profile("2008", _method("2008", basic=False), frozenset(), _2008_REMOVALS, (), _UIDS_1_9_3),
-    # 2017c and 2021b: the 2023b lists (a superset of their actions for the common tags), with their own method
-    # names. The exact per-edition differences are not transcribed.
-    "2017c": Profile("2017c", _method("2017c"), _2023B_CLEARINGS, _2023B_REMOVALS, _CURVES_AND_OVERLAYS, _2023B_UIDS),
-    "2021b": Profile("2021b", _method("2021b"), _2023B_CLEARINGS, _2023B_REMOVALS, _CURVES_AND_OVERLAYS, _2023B_UIDS),
+    # 2017c and 2021b: the 2023b lists less the removals those editions did not have yet (found by comparing with
+    # real Orthanc 1.10.1, whose default is 2021b, on the shared test files). Not a full transcription.
+    "2017c": Profile("2017c", _method("2017c"), _2023B_CLEARINGS - _NEW_CLEARINGS_2023B, _2023B_REMOVALS - _NEW_IN_2023B, _CURVES_AND_OVERLAYS,
+                     _2023B_UIDS),
+    "2021b": Profile("2021b", _method("2021b"), _2023B_CLEARINGS - _NEW_CLEARINGS_2023B, _2023B_REMOVALS - _NEW_IN_2023B, _CURVES_AND_OVERLAYS,
+                     _2023B_UIDS),
     "2023b": Profile("2023b", _method("2023b"), _2023B_CLEARINGS, _2023B_REMOVALS, _CURVES_AND_OVERLAYS, _2023B_UIDS),
 }
 
