@@ -260,15 +260,14 @@ class Modification:
                                (SOP_UID, ResourceLevel.INSTANCE)):
                 if tag in self.replacements:
                     self._register_mapping(_string(ds, tag) or "", _replacement_string(self.replacements[tag]), level)
+        present = ds._dict  # BaseTag keys hash as ints: plain dict lookups, no Tag() conversion per probe
         if self.remove_private_tags:
-            for tag in [int(t) for t in ds.keys() if t.group & 1 and int(t) not in self.private_tags_to_keep]:
+            for tag in [int(t) for t in present if t >> 16 & 1 and int(t) not in self.private_tags_to_keep]:
                 del ds[tag]
-        for tag in self.clearings:
-            if tag in ds:
-                _clear(ds, tag)
-        for tag in self.removals:
-            if tag in ds:
-                del ds[tag]
+        for tag in self.clearings.intersection(present):
+            _clear(ds, tag)
+        for tag in self.removals.intersection(present):
+            del ds[tag]
         for tag, value in self.replacements.items():
             set_value(ds, tag, value, True, self.private_creator)
         for tag, level, keep in ((STUDY_UID, ResourceLevel.STUDY, self.keep_study_uid),
@@ -301,22 +300,21 @@ class Modification:
     def _update_relationships(self, ds: Dataset) -> None:
         """RelationshipsVisitor: first-level UIDs of the profile are mapped; inside sequences, the profile's
         removals, clearings and private tags apply too, and every reference to a UID follows its mapping."""
-        for tag in list(self.uids):
-            if tag in ds and not self.is_manually_modified(tag):
+        for tag in self.uids.intersection(ds._dict):
+            if not self.is_manually_modified(tag):
                 value = _string(ds, tag)
                 if value is None:
                     continue
                 level = ResourceLevel.PATIENT if tag in (PATIENT_ID, PATIENT_NAME) else ResourceLevel.INSTANCE
                 set_value(ds, tag, self.map_identifier(value, level), False, "")
-        for tag in [int(t) for t in ds.keys()]:
-            elem = ds[tag]
-            if elem.VR == "SQ":
-                self._visit_sequence(elem, [])
+        for tag in [int(t) for t in ds._dict]:
+            if _vr_of(ds, tag) == "SQ":
+                self._visit_sequence(ds[tag], [])
 
     def _visit_sequence(self, seq_elem: DataElement, parents: list[tuple[int, int]]) -> None:
         for index, item in enumerate(seq_elem.value or []):
             chain = parents + [(int(seq_elem.tag), index)]
-            for tag in [int(t) for t in item.keys()]:
+            for tag in [int(t) for t in item._dict]:
                 self._visit_nested(item, tag, chain)
 
     def _visit_nested(self, item: Dataset, tag: int, parents: list[tuple[int, int]]) -> None:
@@ -406,6 +404,15 @@ class Modification:
             for original, mapped in data[name].items():
                 m.uid_map[(level, original)] = mapped
         return m
+
+
+def _vr_of(ds: Dataset, tag: int) -> str:
+    """The VR of an element without converting a raw one (implicit VR: the dictionary's)."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    vr = getattr(raw, "VR", None)
+    if vr is None or vr == "UN" and getattr(raw, "length", 0) == 0xFFFFFFFF:
+        return "SQ" if vr is not None else tag_vr(tag)
+    return str(vr)
 
 
 def _path_json(path: DicomPath) -> list[Any]:

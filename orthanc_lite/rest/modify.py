@@ -38,11 +38,11 @@ async def _run(request: web.Request, body: dict[str, Any], modification: modify_
                anonymization: bool, resources: list[str], output_level: ResourceLevel | None) -> web.Response:
     ctx = ctx_of(request)
     transcode = modify_service.check_transcode(body)
-    instances = await modify_service.source_instances(ctx, resources)
-    run = ModificationRun(modification, anonymization, instances, output_level,
+    sources = await modify_service.source_instances(ctx, resources)
+    run = ModificationRun(modification, anonymization, list(sources), output_level,
                           keep_source=modify_service.read_bool(body, "KeepSource", True),
                           keep_labels=modify_service.read_bool(body, "KeepLabels", False),
-                          transcode=transcode, origin=_origin(request))
+                          transcode=transcode, origin=_origin(request), attachments=sources)
     _check_in_place(ctx, run)
     return await run_modification(request, run, body)
 

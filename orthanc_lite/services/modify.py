@@ -9,6 +9,7 @@ or interrupted run never loses a source instance. Never imports aiohttp.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import threading
@@ -17,15 +18,18 @@ from typing import Any, Final
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 
 from .. import ids
 from ..dicom.modification import (Modification, parse_anonymization_request, parse_modify_request)
+from ..dicom.parse import ParsedInstance, summarize
 from ..dicom.values import read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, MetadataType, Origin, ResourceLevel
 from . import delete as delete_service
 from .context import ServerContext
-from .store import StoredInstance, announce, store_bytes_blocking
+from .store import StoredInstance, announce, store_parsed_blocking
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ KNOWN_TRANSFER_SYNTAXES: Final = frozenset({
     "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5",
 })
 
+_PIXEL_DATA: Final = 0x7FE00010
+STEP_INSTANCES: Final = 4  # instances modified at once by one step
+
 __all__ = ["parse_modify_request", "parse_anonymization_request", "ModificationRun", "Modification"]
 
 
@@ -52,7 +59,6 @@ def default_private_creator(ctx: ServerContext) -> str:
 
 async def anonymized_patient_name(ctx: ServerContext) -> str:
     """"Anonymized<n>", n from a global sequence that survives restarts (as Orthanc's GeneratePatientName)."""
-    import asyncio
     lock = ctx.extra.setdefault(_SEQUENCE_LOCK_KEY, asyncio.Lock())
     async with lock:
         raw = await ctx.index.global_property(ANONYMIZATION_SEQUENCE_PROPERTY)
@@ -87,18 +93,16 @@ def read_bool(body: dict[str, Any], name: str, default: bool) -> bool:
     return bool(body[name])
 
 
-async def source_instances(ctx: ServerContext, public_ids: list[str]) -> list[str]:
-    """Every instance below each resource (any level), in index order; an unknown resource is a 404."""
-    found: list[str] = []
-    seen: set[str] = set()
+async def source_instances(ctx: ServerContext, public_ids: list[str]) -> dict[str, AttachmentInfo]:
+    """Every instance below each resource (any level) with its DICOM attachment, in index order (one query per
+    resource); an unknown resource is a 404."""
+    found: dict[str, AttachmentInfo] = {}
     for public_id in public_ids:
         located = await ctx.index.find_internal(public_id)
         if located is None:
             raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
-        for instance, _series, _att in await ctx.index.descendant_attachments(located[0]):
-            if instance not in seen:
-                seen.add(instance)
-                found.append(instance)
+        for instance, _series, attachment in await ctx.index.descendant_attachments(located[0]):
+            found.setdefault(instance, attachment)
     return found
 
 
@@ -108,6 +112,12 @@ async def source_instances(ctx: ServerContext, public_ids: list[str]) -> list[st
 def write_dataset(ds: Dataset) -> bytes:
     """A DICOM file (preamble + meta header) in the dataset's own transfer syntax; the meta header follows the
     dataset (media storage UIDs), as DCMTK rewrites it when it saves."""
+    return write_dataset_with_offset(ds)[0]
+
+
+def write_dataset_with_offset(ds: Dataset) -> tuple[bytes, int | None, str | None]:
+    """write_dataset, plus where the (7fe0,0010) element starts and its VR (the PixelDataOffset and PixelDataVR
+    metadata), found while writing rather than by parsing the output again."""
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta:
         meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR
@@ -120,9 +130,30 @@ def write_dataset(ds: Dataset) -> bytes:
     if "ImplementationClassUID" not in meta:
         meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
     ds.preamble = getattr(ds, "preamble", None) or b"\0" * 128
+    tail_tags = [t for t in ds._dict if t >= _PIXEL_DATA]
+    tail = [ds.get_item(t, keep_deferred=True) for t in sorted(tail_tags)]
+    for t in tail_tags:
+        del ds._dict[t]
     buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
-    return buffer.getvalue()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
+        offset = buffer.tell()
+        if tail:
+            syntax = pydicom.uid.UID(str(meta.TransferSyntaxUID))
+            fp = DicomBytesIO()
+            fp.is_little_endian = syntax != pydicom.uid.ExplicitVRBigEndian
+            fp.is_implicit_VR = syntax == pydicom.uid.ImplicitVRLittleEndian
+            for elem in tail:
+                write_data_element(fp, elem)
+            buffer.write(fp.getvalue())
+    finally:
+        for elem in tail:
+            ds._dict[elem.tag] = elem
+    pixel = next((e for e in tail if e.tag == _PIXEL_DATA), None)
+    if pixel is None:
+        return buffer.getvalue(), None, None
+    implicit = pydicom.uid.UID(str(meta.TransferSyntaxUID)) == pydicom.uid.ImplicitVRLittleEndian
+    return buffer.getvalue(), offset, "OW" if implicit else (pixel.VR or "OW")
 
 
 def hashes_of(ds: Dataset) -> tuple[str, str, str, str]:
@@ -136,10 +167,10 @@ def hashes_of(ds: Dataset) -> tuple[str, str, str, str]:
 
 
 def modified_file_sync(ctx: ServerContext, attachment: AttachmentInfo, modification: Modification,
-                       lock: threading.Lock | None = None) -> tuple[bytes, tuple[str, str, str, str],
-                                                                    tuple[str, str, str, str]]:
+                       lock: threading.Lock | None = None, summary: bool = True
+                       ) -> tuple[bytes, tuple[str, str, str, str], ParsedInstance | None]:
     """Worker thread: read a stored instance, apply the modification, serialize. Returns the new file, the
-    original IDs and the new IDs."""
+    original IDs and the summary of the new file (what the store needs, without parsing it again)."""
     data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
     with ctx.executors.cpu_turn:
         ds = read_dataset(data, ctx.default_encoding)
@@ -149,8 +180,8 @@ def modified_file_sync(ctx: ServerContext, attachment: AttachmentInfo, modificat
                 modification.apply(ds)
         else:
             modification.apply(ds)
-        output = write_dataset(ds)
-        return output, original, hashes_of(ds)
+        output, offset, pixel_vr = write_dataset_with_offset(ds)
+        return output, original, summarize(ds, offset, pixel_vr) if summary else None
 
 
 # --- a whole run (the job's state) -------------------------------------------------------------------------
@@ -177,6 +208,7 @@ class ModificationRun:
     patient_id: str | None = None
     outputs: dict[int, set[str]] = field(default_factory=lambda: {int(level): set() for level in ResourceLevel})
     pairs: set[tuple[int, str, str]] = field(default_factory=set)  # (level, source, new) for KeepLabels
+    attachments: dict[str, AttachmentInfo] = field(default_factory=dict, repr=False)  # a cache, not serialized
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -196,10 +228,13 @@ class ModificationRun:
         self.pairs = set()
 
     async def step(self, ctx: ServerContext) -> bool:
-        """Do one unit of work; True when the whole run is done."""
+        """Do one unit of work (a few instances at once, so that one's file and index writes overlap another's
+        parsing); True when the whole run is done. Interrupted, the batch is redone: the UID map makes the same
+        new instances, which the store then finds already stored."""
         if self.position < len(self.instances):
-            await self._modify_one(ctx, self.instances[self.position])
-            self.position += 1
+            batch = self.instances[self.position:self.position + STEP_INSTANCES]
+            await asyncio.gather(*(self._modify_one(ctx, instance) for instance in batch))
+            self.position += len(batch)
             return False
         if not self.finished:
             await self._finish(ctx)
@@ -212,19 +247,23 @@ class ModificationRun:
         return self.content()
 
     async def _modify_one(self, ctx: ServerContext, instance_id: str) -> None:
-        located = await ctx.index.find_internal(instance_id, ResourceLevel.INSTANCE)
-        if located is None:
-            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {instance_id}")
-        attachment = (await ctx.index.attachments_of(located[0])).get(1)
-        if attachment is None:
-            raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {instance_id}")
+        attachment = self.attachments.get(instance_id)
+        if attachment is None:  # a run restored after a restart: look it up
+            located = await ctx.index.find_internal(instance_id, ResourceLevel.INSTANCE)
+            if located is None:
+                raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {instance_id}")
+            attachment = (await ctx.index.attachments_of(located[0])).get(1)
+            if attachment is None:
+                raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {instance_id}")
         stored = await ctx.executors.run_io(self._modify_and_store_sync, ctx, attachment)
         announce(ctx, stored[0])
         self._record(stored[1], stored[2])
 
     def _modify_and_store_sync(self, ctx: ServerContext, attachment: AttachmentInfo
                                ) -> tuple[StoredInstance, tuple[str, str, str, str], tuple[str, str, str, str]]:
-        data, original, new = modified_file_sync(ctx, attachment, self.modification, self._lock)
+        data, original, parsed = modified_file_sync(ctx, attachment, self.modification, self._lock)
+        assert parsed is not None
+        new = (parsed.patient_public_id, parsed.study_public_id, parsed.series_public_id, parsed.instance_public_id)
         if self.transcode is not None:
             logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
         mtype = int(MetadataType.AnonymizedFrom if self.is_anonymization else MetadataType.ModifiedFrom)
@@ -232,7 +271,7 @@ class ModificationRun:
         for level in (ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
             if original[level] != new[level] and self.kind == "modify":
                 extra.append((int(level), mtype, original[level]))
-        stored = store_bytes_blocking(ctx, data, self.origin, tuple(extra))
+        stored = store_parsed_blocking(ctx, data, parsed, self.origin, tuple(extra))
         return stored, original, new
 
     def _record(self, original: tuple[str, str, str, str], new: tuple[str, str, str, str]) -> None:
@@ -330,7 +369,7 @@ async def modified_instance_file(ctx: ServerContext, public_id: str, modificatio
     attachment = (await ctx.index.attachments_of(located[0])).get(1)
     if attachment is None:
         raise OrthancError(ErrorCode.InexistentFile)
-    data, _original, _new = await ctx.executors.run_io(modified_file_sync, ctx, attachment, modification)
+    data, _original, _new = await ctx.executors.run_io(modified_file_sync, ctx, attachment, modification, None, False)
     if transcode is not None:
         current = await ctx.executors.run_cpu(_transfer_syntax_of, data)
         if current != transcode:

@@ -35,6 +35,7 @@ async def _instances_of(ctx: ServerContext, internal: int) -> list[str]:
     return [instance for instance, _series, _att in await ctx.index.descendant_attachments(internal)]
 
 
+
 async def _parent_study(ctx: ServerContext, internal: int, levels_up: int) -> str | None:
     info = await ctx.index.expand_ancestor(internal, levels_up, ResourceLevel.STUDY)
     return None if info is None else info.public_id

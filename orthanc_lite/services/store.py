@@ -39,6 +39,14 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
+def store_parsed_blocking(ctx: ServerContext, data: bytes, parsed: ParsedInstance, origin: Origin,
+                          extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+    """`store_bytes_blocking` for a file whose summary the caller already has (it just wrote the dataset):
+    no second parse."""
+    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
+    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
+
+
 def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
                       extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
