@@ -8,7 +8,9 @@ from aiohttp import web
 
 from .app_keys import CONTEXT
 from .config import Settings
+from .dicomweb.client import client_routes
 from .dimse.server import dicom_server_context
+from .jobs.engine import JobEngine
 from .rest import setup_routes
 from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
 from .services.context import ServerContext
@@ -24,10 +26,14 @@ def build(settings: Settings) -> web.Application:
         client_max_size=64 * 1024 * 1024,
     )
     context = ServerContext(settings)
+    context.jobs = JobEngine(context)  # started and stopped by the context's open() / close()
     app[CONTEXT] = context
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app, read_only=bool(settings.ReadOnly))
+    dicomweb = settings.DicomWeb
+    if dicomweb.get("Enable", True) and not settings.ReadOnly:
+        app.router.add_routes(client_routes("/" + str(dicomweb.get("Root", "/dicom-web/")).strip("/") + "/"))
     return app
 
 

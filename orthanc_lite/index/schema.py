@@ -100,6 +100,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the jobs engine's saved jobs (SaveJobs), one JSON document per job, listed in submission order.
+    """
+    CREATE TABLE jobs(
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
 )
 
 DATABASE_VERSION: Final = 6  # what /system reports as DatabaseVersion (Orthanc's schema number)

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from ..model import AttachmentInfo, Change, ChangeType, ResourceLevel
-from . import reads, writes
+from . import jobs, reads, writes
 from .engine import SqliteEngine
 from .reads import ResourceInfo
 from .writes import DeleteOutcome, NewInstance, StoreOutcome
@@ -188,3 +188,13 @@ class SqliteIndex:
 
     async def resource_labels(self, public_id: str, level: ResourceLevel | None) -> list[str] | None:
         return await self.engine.read(functools.partial(reads.resource_labels, public_id=public_id, level=level))
+
+    # --- saved jobs (jobs/engine.py, SaveJobs) ------------------------------------------------
+    async def save_jobs(self, rows: list[tuple[str, int, str]]) -> None:
+        await self.engine.write(functools.partial(jobs.save_jobs, rows=rows))
+
+    async def delete_jobs(self, ids: list[str]) -> None:
+        await self.engine.write(functools.partial(jobs.delete_jobs, ids=ids))
+
+    async def load_jobs(self) -> list[tuple[str, int, str]]:
+        return await self.engine.read(jobs.load_jobs)

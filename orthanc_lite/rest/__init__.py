@@ -6,9 +6,9 @@ from typing import Final
 
 from aiohttp import web
 
-from . import attachments, changes, find, metadata, modalities, modify, resources, system, tags
+from . import attachments, changes, find, jobs, metadata, modalities, modify, resources, system, tags
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, modify)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, modify)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})

@@ -66,12 +66,16 @@ class ServerContext:
         await self._check_consistency()
         await self.registry.load()
         self.stability.start()
+        if self.jobs is not None:  # created by app.build() (jobs/ sits above services/)
+            await self.jobs.start()
 
     async def close(self) -> None:
         """Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self.jobs is not None:
+            await self.jobs.close()
         await self.stability.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
