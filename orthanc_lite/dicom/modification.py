@@ -9,7 +9,9 @@ by one thread at a time (its UID map is shared by the whole job).
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import secrets
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -51,11 +53,18 @@ _BINARY_VRS: Final = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _PATH_ITEM: Final = re.compile(r"^(.+)\[([0-9]+|\*)\]$")
 
 
-def generate_identifier(level: ResourceLevel) -> str:
-    """A new identifier as Orthanc makes one: a UUID for a PatientID, a DICOM UID below DCMTK's root otherwise."""
+def generate_identifier(level: ResourceLevel, seed: str = "", original: str = "") -> str:
+    """A new identifier as Orthanc makes one: a UUID for a PatientID, a DICOM UID below DCMTK's root otherwise.
+    With a seed, the result is a function of (seed, level, original): a job that redoes an instance after a crash
+    makes the same new instance again instead of a duplicate."""
     if level is ResourceLevel.PATIENT:
-        return str(uuidlib.uuid4())
-    return str(generate_uid(prefix=UID_PREFIXES[level]))
+        if not seed:
+            return str(uuidlib.uuid4())
+        digest = hashlib.sha1(f"{seed}|{int(level)}|{original}".encode()).digest()
+        return str(uuidlib.UUID(bytes=digest[:16], version=4))
+    if not seed:
+        return str(generate_uid(prefix=UID_PREFIXES[level]))
+    return str(generate_uid(prefix=UID_PREFIXES[level], entropy_srcs=[seed, str(int(level)), original]))
 
 
 # --- paths into sequences (Orthanc's DicomPath: "Seq[0].Other[*].Tag", as dcmodify) -----------------------
@@ -127,6 +136,7 @@ class Modification:
     remove_sequences: list[DicomPath] = field(default_factory=list)
     sequence_replacements: list[tuple[DicomPath, Any]] = field(default_factory=list)
     uid_map: dict[tuple[int, str], str] = field(default_factory=dict)
+    seed: str = field(default_factory=lambda: secrets.token_hex(16))  # new UIDs derive from it (see generate_identifier)
 
     # -- building (as DicomModification's Keep/Remove/Clear/Replace) --
 
@@ -240,7 +250,7 @@ class Modification:
         key = (int(level), original.strip())
         mapped = self.uid_map.get(key)
         if mapped is None:
-            mapped = generate_identifier(level)
+            mapped = generate_identifier(level, self.seed, key[1])
             self.uid_map[key] = mapped
         return mapped
 
@@ -374,7 +384,7 @@ class Modification:
             "KeepStudyInstanceUID": self.keep_study_uid, "KeepSeriesInstanceUID": self.keep_series_uid,
             "KeepSOPInstanceUID": self.keep_sop_uid,
             "UpdateReferencedRelationships": self.update_referenced_relationships,
-            "PrivateCreator": self.private_creator,
+            "PrivateCreator": self.private_creator, "Seed": self.seed,
             "Keep": sorted(self.keep), "Removals": sorted(self.removals), "Clearings": sorted(self.clearings),
             "RemovedRanges": [list(r) for r in self.removed_ranges], "Uids": sorted(self.uids),
             "PrivateTagsToKeep": sorted(self.private_tags_to_keep),
@@ -392,7 +402,7 @@ class Modification:
                 keep_study_uid=data["KeepStudyInstanceUID"], keep_series_uid=data["KeepSeriesInstanceUID"],
                 keep_sop_uid=data["KeepSOPInstanceUID"],
                 update_referenced_relationships=data["UpdateReferencedRelationships"],
-                private_creator=data["PrivateCreator"])
+                private_creator=data["PrivateCreator"], seed=str(data.get("Seed", "")))
         m.keep, m.removals, m.clearings = set(data["Keep"]), set(data["Removals"]), set(data["Clearings"])
         m.removed_ranges = [(a, b, c, d) for a, b, c, d in data["RemovedRanges"]]
         m.uids, m.private_tags_to_keep = set(data["Uids"]), set(data["PrivateTagsToKeep"])

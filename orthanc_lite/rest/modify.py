@@ -15,7 +15,9 @@ from ..services import modify as modify_service
 from ..services import reconstruct as reconstruct_service
 from ..services import split_merge
 from ..services.modify import ModificationRun
+from ..jobs.modify import job_for
 from .helpers import ctx_of, json_object_body, json_response
+from .jobs_submit import submit_job
 
 routes = web.RouteTableDef()
 
@@ -48,8 +50,8 @@ async def _run(request: web.Request, body: dict[str, Any], modification: modify_
 
 
 async def run_modification(request: web.Request, run: ModificationRun, body: dict[str, Any]) -> web.Response:
-    """Synchronous (the default): run every step and answer the content."""
-    return json_response(await run.run_all(ctx_of(request)))
+    """As a job: synchronous by default (answers the job's content), or {"ID", "Path"} with Asynchronous."""
+    return await submit_job(request, job_for(run), body)
 
 
 def _check_in_place(ctx: Any, run: ModificationRun) -> None:
