@@ -13,7 +13,7 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
@@ -123,7 +123,7 @@ def embed_pdf(ds: Dataset, payload: bytes) -> None:
     if not payload.startswith(b"%PDF"):
         raise OrthancError(ErrorCode.BadFileFormat, "Not a PDF file")
     ds.SOPClassUID = PDF_SOP_CLASS
-    ds.file_meta.MediaStorageSOPClassUID = PDF_SOP_CLASS
+    ds.file_meta.MediaStorageSOPClassUID = UID(PDF_SOP_CLASS)
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"

@@ -125,8 +125,8 @@ def write_dataset_with_offset(ds: Dataset) -> tuple[bytes, int | None, str | Non
     meta.FileMetaInformationGroupLength = 0  # recomputed by dcmwrite
     if "FileMetaInformationVersion" not in meta:
         meta.FileMetaInformationVersion = b"\0\1"
-    meta.MediaStorageSOPClassUID = tag_string(ds, 0x00080016) or ""
-    meta.MediaStorageSOPInstanceUID = tag_string(ds, 0x00080018) or ""
+    meta.MediaStorageSOPClassUID = pydicom.uid.UID(tag_string(ds, 0x00080016) or "")
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(tag_string(ds, 0x00080018) or "")
     if "ImplementationClassUID" not in meta:
         meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
     ds.preamble = getattr(ds, "preamble", None) or b"\0" * 128

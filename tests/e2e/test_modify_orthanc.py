@@ -5,6 +5,7 @@ profile on every shared file."""
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 from typing import Any
 
@@ -59,7 +60,7 @@ def compare(source: Dataset, ours: Dataset, theirs: Dataset) -> list[str]:
         if key not in a or key not in b:
             problems.append(f"{key}: only in {'ours' if key in a else 'Orthanc'}")
             continue
-        (vr_a, va), (vr_b, vb) = a[key], b[key]
+        va, vb = a[key][1], b[key][1]
         if va == vb:
             continue
         if key[1] == 0x00120063 and isinstance(va, str) and isinstance(vb, str):  # DeidentificationMethod
@@ -183,3 +184,77 @@ async def test_references_follow_the_new_uids(http: aiohttp.ClientSession) -> No
                     references.add(value)
         assert not (new_sops & sop_uids)
         assert not (references & sop_uids), "a reference kept an original SOPInstanceUID"
+
+
+async def _call(http: aiohttp.ClientSession, path: str, body: Any) -> tuple[int, Any]:
+    async with http.post(path, json=body) as resp:
+        try:
+            return resp.status, await resp.json(content_type=None)
+        except ValueError:
+            return resp.status, None
+
+
+@pytest.mark.orthanc
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+async def test_resource_routes_answer_as_orthanc(server: Any, tmp_path: pathlib.Path) -> None:
+    """Study/series/patient modify, anonymize, bulk, split, merge and their errors: same HTTP status, same
+    OrthancStatus, same answer keys, same metadata names on the new resources, same change types."""
+    lena = [testdata("Series", f"Lena-{i}.dcm") for i in (1, 2, 3)]
+    other = testdata("PrivateTags.dcm")
+    calls: list[tuple[str, Any]] = [
+        ("/studies/{study}/modify", {"Replace": {"StudyDescription": "X"}}),
+        ("/series/{series}/modify", {"Replace": {"SeriesDescription": "Y"}, "RemovePrivateTags": True}),
+        ("/patients/{patient}/modify", {"Replace": {"PatientID": "NEWID"}, "Force": True}),
+        ("/studies/{study}/anonymize", {}),
+        ("/studies/{study}/anonymize", {"DicomVersion": "2008", "Keep": ["StudyDescription"]}),
+        ("/tools/bulk-modify", {"Resources": ["{instance}"], "Replace": {"InstitutionName": "Z"}}),
+        ("/tools/bulk-anonymize", {"Resources": ["{series}"]}),
+        ("/studies/{study}/modify", {"Replace": {"PatientID": "X"}}),
+        ("/patients/{patient}/modify", {"Replace": {"PatientName": "X"}}),
+        ("/studies/{study}/modify", {"Remove": ["StudyInstanceUID"], "Force": True}),
+        ("/studies/{study}/modify", {"Replace": {"NoSuchTag": "x"}}),
+        ("/studies/{study}/modify", {"Replace": {"PatientName": 1}}),
+        ("/studies/{study}/anonymize", {"DicomVersion": "1999"}),
+        ("/studies/{study}/modify", {"Transcode": "1.2.3"}),
+        ("/studies/{study}/modify", {"Remove": "x"}),
+        ("/tools/bulk-modify", {"Replace": {"PatientName": "x"}}),
+        ("/studies/{study}/split", {}),
+        ("/studies/{study}/split", {"Instances": ["{instance}"], "Replace": {"Modality": "x"}}),
+        ("/studies/{study}/merge", {}),
+        ("/studies/{study}/merge", {"Resources": ["{other_study}"], "KeepSource": True}),
+        ("/studies/{study}/split", {"Instances": ["{instance}"], "Replace": {"StudyDescription": "split"}}),
+    ]
+    with start_orthanc(tmp_path / "orthanc") as orthanc:
+        results: dict[str, list[tuple[int, Any, list[str]]]] = {}
+        for name, url in (("ours", server.url), ("orthanc", orthanc.url)):
+            async with aiohttp.ClientSession(base_url=url, connector=aiohttp.TCPConnector(force_close=True)) as http:
+                stored = [await (await http.post("/instances", data=p.read_bytes())).json() for p in lena]
+                extra = await (await http.post("/instances", data=other.read_bytes())).json()
+                ids = {"study": stored[0]["ParentStudy"], "series": stored[0]["ParentSeries"],
+                       "patient": stored[0]["ParentPatient"], "instance": stored[0]["ID"],
+                       "other_study": extra["ParentStudy"]}
+                out = []
+                for path, body in calls:
+                    text = json.dumps(body)
+                    for key, value in ids.items():
+                        text = text.replace("{" + key + "}", value)
+                    status, answer = await _call(http, path.format(**ids), json.loads(text))
+                    meta: list[str] = []
+                    if status == 200 and isinstance(answer, dict) and "Path" in answer:
+                        async with http.get(answer["Path"] + "/metadata") as resp:
+                            meta = sorted(await resp.json())
+                    out.append((status, answer, meta))
+                results[name] = out
+    for (path, body), mine, theirs in zip(calls, results["ours"], results["orthanc"]):
+        where = f"{path} {body}"
+        assert mine[0] == theirs[0], f"{where}: status {mine[0]} vs Orthanc {theirs[0]}: {mine[1]} / {theirs[1]}"
+        if mine[0] != 200:
+            assert mine[1]["OrthancStatus"] == theirs[1]["OrthancStatus"], where
+            continue
+        assert sorted(mine[1]) == sorted(theirs[1]), where
+        for key in ("Type", "IsAnonymization", "InstancesCount", "FailedInstancesCount", "Description"):
+            assert mine[1].get(key) == theirs[1].get(key), f"{where}: {key}"
+        if "Resources" in mine[1]:
+            assert [r["Type"] for r in mine[1]["Resources"]] == [r["Type"] for r in theirs[1]["Resources"]], where
+        assert set(theirs[2]) <= set(mine[2]) | {"RemoteAET"}, f"{where}: metadata {mine[2]} vs {theirs[2]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import aiohttp
@@ -145,3 +146,22 @@ async def test_bulk_modify_and_anonymize(http: aiohttp.ClientSession) -> None:
     # Instance level (detected: no identifier replaced): the copies join their source series.
     series_ids = {r["ID"] for r in answer["Resources"] if r["Type"] == "Series"}
     assert series_ids == {a["ParentSeries"], b["ParentSeries"]}
+
+
+async def test_modified_instances_metadata_match_their_files(http: aiohttp.ClientSession) -> None:
+    """The store takes the summary of the dataset it just wrote (no second parse): PixelDataOffset, PixelDataVR,
+    TransferSyntax and the main tags must still be those of the file."""
+    from orthanc_lite.dicom.parse import parse_instance
+    for name in ("PrivateTags.dcm", "TransferSyntaxes/1.2.840.10008.1.2.dcm", "TransferSyntaxes/1.2.840.10008.1.2.2.dcm",
+                 "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm"):
+        stored = await upload(http, testdata(*name.split("/")))
+        answer = await _post(http, f"/series/{stored['ParentSeries']}/anonymize", {})
+        instance = (await _get(http, f"/series/{answer['ID']}"))["Instances"][0]
+        async with http.get(f"/instances/{instance}/file") as resp:
+            parsed = await asyncio.to_thread(parse_instance, await resp.read())
+        meta = await _get(http, f"/instances/{instance}/metadata?expand")
+        assert meta.get("PixelDataOffset") == (str(parsed.pixel_data_offset) if parsed.pixel_data_offset else None)
+        assert meta.get("PixelDataVR") == parsed.pixel_data_vr
+        assert meta["TransferSyntax"] == parsed.transfer_syntax
+        assert parsed.instance_public_id == instance
+        assert (await _get(http, f"/instances/{instance}"))["MainDicomTags"]["SOPInstanceUID"] == parsed.sop_uid
