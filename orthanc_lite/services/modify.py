@@ -10,11 +10,12 @@ or interrupted run never loses a source instance. Never imports aiohttp.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Callable, Final
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -23,7 +24,7 @@ from pydicom.filewriter import write_data_element
 
 from .. import ids
 from ..dicom.modification import (Modification, parse_anonymization_request, parse_modify_request)
-from ..dicom.parse import ParsedInstance, summarize
+from ..dicom.parse import ParsedInstance, parse_instance, summarize
 from ..dicom.values import read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, MetadataType, Origin, ResourceLevel
@@ -156,6 +157,34 @@ def write_dataset_with_offset(ds: Dataset) -> tuple[bytes, int | None, str | Non
     return buffer.getvalue(), offset, "OW" if implicit else (pixel.VR or "OW")
 
 
+def transcoder() -> Callable[[bytes, str], bytes] | None:
+    """dicom/transcode.py's transcode_file (the pixels work), when this build has it."""
+    try:
+        module = importlib.import_module("orthanc_lite.dicom.transcode")
+    except ImportError:
+        return None
+    found = getattr(module, "transcode_file", None)
+    return found if callable(found) else None
+
+
+def transcode_or_keep(data: bytes, target: str, sop_uid: str) -> bytes | None:
+    """The file in `target`, its SOPInstanceUID kept (a lossy transcoder makes a new one; Orthanc puts the
+    modified one back so that references inside the hierarchy hold); None if it cannot be transcoded."""
+    convert = transcoder()
+    if convert is None:
+        return None
+    try:
+        output = convert(data, target)
+    except (OrthancError, ValueError, NotImplementedError, RuntimeError) as exc:
+        logger.warning("Cannot transcode to %s: %s", target, exc)
+        return None
+    ds = read_dataset(output)
+    if (tag_string(ds, 0x00080018) or "") == sop_uid:
+        return output
+    ds.SOPInstanceUID = sop_uid
+    return write_dataset(ds)
+
+
 def hashes_of(ds: Dataset) -> tuple[str, str, str, str]:
     """The four public IDs of a dataset, as DicomInstanceHasher computes them."""
     patient = tag_string(ds, 0x00100020) or ""
@@ -263,9 +292,15 @@ class ModificationRun:
                                ) -> tuple[StoredInstance, tuple[str, str, str, str], tuple[str, str, str, str]]:
         data, original, parsed = modified_file_sync(ctx, attachment, self.modification, self._lock)
         assert parsed is not None
+        if self.transcode is not None and parsed.transfer_syntax != self.transcode:
+            transcoded = transcode_or_keep(data, self.transcode, parsed.sop_uid)
+            if transcoded is None:
+                logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
+            else:
+                data = transcoded
+                with ctx.executors.cpu_turn:
+                    parsed = parse_instance(data, ctx.default_encoding)
         new = (parsed.patient_public_id, parsed.study_public_id, parsed.series_public_id, parsed.instance_public_id)
-        if self.transcode is not None:
-            logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
         mtype = int(MetadataType.AnonymizedFrom if self.is_anonymization else MetadataType.ModifiedFrom)
         extra = [(int(ResourceLevel.INSTANCE), mtype, original[3])] if self.kind == "modify" else []
         for level in (ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
@@ -373,8 +408,16 @@ async def modified_instance_file(ctx: ServerContext, public_id: str, modificatio
     if transcode is not None:
         current = await ctx.executors.run_cpu(_transfer_syntax_of, data)
         if current != transcode:
-            raise OrthancError(ErrorCode.InternalError, f"Cannot transcode to transfer syntax: {transcode}")
+            sop_uid = await ctx.executors.run_cpu(_sop_uid_of, data)
+            transcoded = await ctx.executors.run_cpu(transcode_or_keep, data, transcode, sop_uid)
+            if transcoded is None:
+                raise OrthancError(ErrorCode.InternalError, f"Cannot transcode to transfer syntax: {transcode}")
+            data = transcoded
     return data
+
+
+def _sop_uid_of(data: bytes) -> str:
+    return tag_string(read_dataset(data, stop_before_pixels=True), 0x00080018) or ""
 
 
 def _transfer_syntax_of(data: bytes) -> str:

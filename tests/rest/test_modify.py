@@ -165,3 +165,25 @@ async def test_modified_instances_metadata_match_their_files(http: aiohttp.Clien
         assert meta["TransferSyntax"] == parsed.transfer_syntax
         assert parsed.instance_public_id == instance
         assert (await _get(http, f"/instances/{instance}"))["MainDicomTags"]["SOPInstanceUID"] == parsed.sop_uid
+
+
+async def test_transcode_field(http: aiohttp.ClientSession) -> None:
+    """`Transcode`: with the transcoder (dicom/transcode.py) the copies are in the target syntax; without it,
+    Orthanc's fallback: the job keeps the original syntax, the single-instance route answers 500."""
+    from orthanc_lite.services.modify import transcoder
+    stored = await upload(http, testdata("TransferSyntaxes", "1.2.840.10008.1.2.dcm"))
+    target = "1.2.840.10008.1.2.1"
+    answer = await _post(http, f"/studies/{stored['ParentStudy']}/modify",
+                         {"Replace": {"StudyDescription": "t"}, "Transcode": target})
+    assert answer["Transcode"] == target
+    instance = (await _get(http, f"/studies/{answer['ID']}/instances"))[0]["ID"]
+    async with http.get(f"/instances/{instance}/metadata/TransferSyntax") as resp:
+        syntax = await resp.text()
+    async with http.post(f"/instances/{stored['ID']}/modify", json={"Transcode": target}) as resp:
+        single = resp.status
+    if transcoder() is None:
+        assert syntax == "1.2.840.10008.1.2" and single == 500
+    else:
+        assert syntax == target and single == 200
+    await _error(http, f"/studies/{stored['ParentStudy']}/modify", {"Transcode": "1.2.3"}, 400)
+    await _error(http, f"/instances/{stored['ID']}/modify", {"Transcode": "1.2.3"}, 400)
