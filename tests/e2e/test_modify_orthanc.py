@@ -258,3 +258,62 @@ async def test_resource_routes_answer_as_orthanc(server: Any, tmp_path: pathlib.
         if "Resources" in mine[1]:
             assert [r["Type"] for r in mine[1]["Resources"]] == [r["Type"] for r in theirs[1]["Resources"]], where
         assert set(theirs[2]) <= set(mine[2]) | {"RemoteAET"}, f"{where}: metadata {mine[2]} vs {theirs[2]}"
+
+
+def _png(mode: str) -> str:
+    import base64
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new(mode, (6, 4), {"L": 9, "RGB": (1, 2, 3), "RGBA": (4, 5, 6, 7)}[mode]).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _pixels(data: bytes) -> bytes | None:
+    ds = read(data)
+    return bytes(ds.PixelData).rstrip(b"\0") if "PixelData" in ds else None
+
+
+_GENERATED = {"PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "AcquisitionDate",
+              "AcquisitionTime", "ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime",
+              "SeriesDate", "SeriesTime", "StudyDate", "StudyTime"}
+
+
+@pytest.mark.orthanc
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not ORTHANC_AVAILABLE, reason=SKIP_REASON)
+async def test_create_dicom_as_orthanc(server: Any, tmp_path: pathlib.Path) -> None:
+    """/tools/create-dicom: the same tags (generated identifiers and dates aside) and pixels as real Orthanc."""
+    import base64
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.1\n%%EOF\n").decode()
+    bodies: list[dict[str, Any]] = [
+        {"Tags": {"PatientName": "Create^Test", "StudyDescription": "S", "Modality": "OT"}},
+        {"Tags": {"PatientName": "Gray"}, "Content": _png("L")},
+        {"Tags": {"PatientName": "Rgb"}, "Content": _png("RGB")},
+        {"Tags": {"PatientName": "Rgba"}, "Content": _png("RGBA")},
+        {"Tags": {"PatientName": "Pdf"}, "Content": pdf},
+        {"Tags": {"PatientName": "Utf8 é", "SpecificCharacterSet": "ISO_IR 192"}},
+        {"Tags": {"SeriesDescription": "child"}, "Parent": "{study}"},
+    ]
+    with start_orthanc(tmp_path / "orthanc") as orthanc:
+        outputs: dict[str, list[tuple[dict[str, Any], bytes | None]]] = {}
+        for name, url in (("ours", server.url), ("orthanc", orthanc.url)):
+            async with aiohttp.ClientSession(base_url=url, connector=aiohttp.TCPConnector(force_close=True)) as http:
+                parent = await (await http.post("/instances", data=testdata("PrivateTags.dcm").read_bytes())).json()
+                out = []
+                for body in bodies:
+                    body = json.loads(json.dumps(body).replace("{study}", parent["ParentStudy"]))
+                    async with http.post("/tools/create-dicom", json=body) as resp:
+                        assert resp.status == 200, (name, body, await resp.text())
+                        created = await resp.json()
+                    async with http.get(f"/instances/{created['ID']}/tags?simplify") as resp:
+                        tags = await resp.json()
+                    async with http.get(f"/instances/{created['ID']}/file") as resp:
+                        raw = _pixels(await resp.read())
+                    out.append(({k: v for k, v in tags.items() if k not in _GENERATED}, raw))
+                outputs[name] = out
+    for body, (mine, my_raw), (theirs, their_raw) in zip(bodies, outputs["ours"], outputs["orthanc"]):
+        mine.pop("PixelData", None), theirs.pop("PixelData", None)
+        mine.pop("EncapsulatedDocument", None), theirs.pop("EncapsulatedDocument", None)
+        assert mine == theirs, body
+        assert my_raw == their_raw, body
