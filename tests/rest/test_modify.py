@@ -187,3 +187,20 @@ async def test_transcode_field(http: aiohttp.ClientSession) -> None:
         assert syntax == target and single == 200
     await _error(http, f"/studies/{stored['ParentStudy']}/modify", {"Transcode": "1.2.3"}, 400)
     await _error(http, f"/instances/{stored['ID']}/modify", {"Transcode": "1.2.3"}, 400)
+
+
+async def test_keep_labels(http: aiohttp.ClientSession) -> None:
+    stored = await upload(http, testdata("PrivateTags.dcm"))
+    for level, public_id in (("studies", stored["ParentStudy"]), ("series", stored["ParentSeries"]),
+                             ("instances", stored["ID"])):
+        async with http.put(f"/{level}/{public_id}/labels/from-{level}", data=b"") as resp:
+            assert resp.status == 200, await resp.text()
+    plain = await _post(http, f"/studies/{stored['ParentStudy']}/modify", {"Replace": {"StudyDescription": "a"}})
+    assert (await _get(http, f"/studies/{plain['ID']}"))["Labels"] == []
+    kept = await _post(http, f"/studies/{stored['ParentStudy']}/modify",
+                       {"Replace": {"StudyDescription": "b"}, "KeepLabels": True})
+    study = await _get(http, f"/studies/{kept['ID']}")
+    assert study["Labels"] == ["from-studies"]
+    assert (await _get(http, f"/series/{study['Series'][0]}"))["Labels"] == ["from-series"]
+    instance = (await _get(http, f"/series/{study['Series'][0]}"))["Instances"][0]
+    assert (await _get(http, f"/instances/{instance}"))["Labels"] == ["from-instances"]
