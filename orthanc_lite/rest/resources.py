@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ..app_keys import USERNAME
+from ..dicom.dicomweb_json import file_to_dicomweb
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult
 from ..services import delete as delete_service
@@ -22,8 +23,8 @@ from ..services import resources as res
 from ..services.context import ServerContext
 from ..services.store import store_bytes, store_file
 from .find import ParsedFind, format_answer
-from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_response, level_of, max_body_bytes,
-                      receive_body, text_response)
+from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_bytes, json_response, level_of,
+                      max_body_bytes, receive_body, text_response)
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -149,7 +150,7 @@ def _extract_member(path: str, name: str, folder: str, max_size: int) -> str | N
 
 @routes.get("/" + LEVELS)
 async def list_resources(request: web.Request) -> web.Response:
-    """List the resources of a level (?expand, ?since + ?limit)."""
+    """List the resources of a level (?expand, ?since + ?limit; limit=0 means no limit)."""
     ctx = ctx_of(request)
     level = level_of(request)
     has_since, has_limit = "since" in request.query, "limit" in request.query
@@ -162,8 +163,7 @@ async def list_resources(request: web.Request) -> web.Response:
         infos = await ctx.index.expand(level, since=since, limit=limit)
         fmt = res.tag_format(request.query)
         return json_response([res.expand_resource(ctx, i, fmt) for i in infos])
-    if has_limit and limit == 0:
-        return json_response([])
+    # limit=0 means no limit (Orthanc >= 1.12.5, as in /tools/find); since still applies.
     return json_response(await ctx.index.list_public_ids(level, since, limit))
 
 
@@ -290,15 +290,24 @@ async def lookup(request: web.Request) -> web.Response:
     return json_response([{"ID": pid, "Path": f"/{lvl.plural}/{pid}", "Type": lvl.type_name} for lvl, pid in found])
 
 
+def _wants_dicom_json(request: web.Request) -> bool:
+    accepted = (part.split(";")[0].strip().lower() for part in request.headers.get("Accept", "").split(","))
+    return "application/dicom+json" in accepted
+
+
 @routes.get(f"/instances/{ID}/file")
 async def instance_file(request: web.Request) -> web.StreamResponse:
-    """The DICOM file of an instance (application/dicom), served straight from storage."""
+    """The DICOM file of an instance (application/dicom), or its DICOM JSON with Accept: application/dicom+json."""
     ctx = ctx_of(request)
     public_id = request.match_info["id"]
     internal, _ = await res.require(ctx, public_id, ResourceLevel.INSTANCE)
     attachment = (await ctx.index.attachments_of(internal)).get(1)
     if attachment is None:
         raise OrthancError(ErrorCode.InexistentFile)
+    if _wants_dicom_json(request):
+        data = await ctx.storage.read(attachment.uuid, attachment.compression != 1)
+        body = await ctx.executors.run_cpu(file_to_dicomweb, data, ctx.default_encoding)
+        return web.Response(body=json_bytes(body), content_type="application/dicom+json", charset="utf-8")
     filename = request.query.get("filename", f"{public_id}.dcm").replace('"', "")
     headers = {"Content-Disposition": f'filename="{filename}"'}
     if attachment.compression == 1:

@@ -23,8 +23,11 @@ from .helpers import ctx_of, json_response, text_response
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-ORTHANC_VERSION = "1.12.6"
-API_VERSION = 26
+ORTHANC_VERSION = "1.13.0"  # the Orthanc version emulated (FEATURES.md §5.7)
+API_VERSION = 31
+# What 1.13's built-in SQLite index announces; each capability is implemented (tests/rest/test_compat_113.py).
+CAPABILITIES = {"HasExtendedChanges": True, "HasExtendedFind": True, "HasKeyValueStores": False,
+                "HasQueues": False, "HasReserveQueueValue": False}
 
 
 @routes.get("/system")
@@ -55,12 +58,12 @@ async def system(request: web.Request) -> web.Response:
         "DicomDefaultRetrieveMethod": s.DicomDefaultRetrieveMethod,
         "IngestTranscoding": "",
         "OverwriteInstances": s.overwrite_mode != "Never",
+        "OverwriteInstancesMode": s.overwrite_mode,  # 1.13: Never, Always or IfChanged
         "ReadOnly": bool(s.ReadOnly),
         "HasLabels": True,
         "UserMetadata": dict(s.user_metadata),
         "MainDicomTags": {level.type_name: signature(level) for level in ResourceLevel},
-        "Capabilities": {"HasExtendedChanges": False, "HasExtendedFind": True, "HasKeyValueStores": False,
-                         "HasQueues": False, "HasReserveQueueValue": False},
+        "Capabilities": dict(CAPABILITIES),
     })
 
 

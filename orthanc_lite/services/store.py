@@ -97,6 +97,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
         instance_metadata=_instance_metadata(parsed, origin, now),
         series_expected=parsed.expected_instances,
         index_in_series=parsed.index_in_series,
+        series_metadata=_series_metadata(parsed, origin),
         attachment=(stored.uuid, stored.compressed_size, stored.uncompressed_size, 2 if stored.compressed else 1,
                     stored.uncompressed_md5 if md5_kept else "", stored.compressed_md5 if md5_kept else ""),
         now=now,
@@ -140,8 +141,9 @@ def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict
         MetadataType.ReceptionDate: now,
         MetadataType.Origin: origin.kind,
         MetadataType.TransferSyntax: parsed.transfer_syntax,
-        MetadataType.SopClassUid: parsed.sop_class_uid,
     }
+    if parsed.sop_class_uid is not None:
+        meta[MetadataType.SopClassUid] = parsed.sop_class_uid
     if origin.remote_aet is not None:
         meta[MetadataType.RemoteAET] = origin.remote_aet
     if origin.called_aet is not None:
@@ -155,4 +157,12 @@ def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict
     if parsed.pixel_data_vr is not None:
         meta[MetadataType.PixelDataVR] = parsed.pixel_data_vr
     return {int(k): v for k, v in meta.items()}
+
+
+def _series_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
+    """Written when the series is created: RemoteAET ("" over REST, since Orthanc 1.9.0) and the main sequences."""
+    meta = {int(MetadataType.RemoteAET): origin.remote_aet or ""}
+    if parsed.main_sequences is not None:
+        meta[int(MetadataType.MainDicomSequences)] = parsed.main_sequences
+    return meta
 

@@ -146,7 +146,7 @@ async def test_http_rules(http: aiohttp.ClientSession) -> None:
         assert await resp.text() == "Utf8"
     async with http.get("/system") as resp:
         system = await resp.json()
-    assert system["Version"] == "1.12.6" and system["ApiVersion"] == 26 and "OrthancLiteVersion" in system
+    assert system["Version"] == "1.13.0" and system["ApiVersion"] == 31 and "OrthancLiteVersion" in system
     async with http.get("/plugins") as resp:
         assert await resp.json() == []
 
