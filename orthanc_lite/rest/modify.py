@@ -79,6 +79,7 @@ async def modify_resource(request: web.Request) -> web.Response:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
     body = await _body(request)
     modification = modify_service.parse_modify_request(body, level, modify_service.default_private_creator(ctx))
+    await modify_service.check_study_patient_tags(ctx, public_id, modification)
     return await _run(request, body, modification, False, [public_id], level)
 
 

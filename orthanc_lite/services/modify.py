@@ -423,3 +423,45 @@ def _sop_uid_of(data: bytes) -> str:
 def _transfer_syntax_of(data: bytes) -> str:
     ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[0x00080016])
     return str(ds.file_meta.get("TransferSyntaxUID", ""))
+
+
+_PATIENT_MAIN_TAGS: Final = (0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101000)
+
+
+async def check_study_patient_tags(ctx: ServerContext, study: str, modification: Modification) -> None:
+    """ResourceModificationJob::PerformSanityChecks: a study modification may change the patient tags only if the
+    study is (or becomes) its patient's only study, or if every patient tag matches the existing target patient."""
+    replaced = [t for t in _PATIENT_MAIN_TAGS if modification.is_replaced(t)]
+    if modification.level is not ResourceLevel.STUDY or not replaced:
+        return
+    if modification.is_replaced(0x00100020):
+        target_id = _replacement_text(modification.replacements[0x00100020])
+    else:
+        info = await ctx.index.expand_one(study, ResourceLevel.STUDY)
+        if info is None:
+            raise OrthancError(ErrorCode.UnknownResource, "Study not found")
+        target_id = info.main_tags.get("0010,0020", "")
+    patient = await ctx.index.expand_one(ids.patient_id(target_id), ResourceLevel.PATIENT)
+    if patient is None:
+        return
+    children = list(patient.children)
+    if len(children) == 0 or (len(children) == 1 and children[0] == study):
+        return
+    for tag in _PATIENT_MAIN_TAGS:
+        key = f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
+        if key in patient.main_tags:
+            if not modification.is_replaced(tag) or \
+                    _replacement_text(modification.replacements[tag]) != patient.main_tags[key]:
+                raise OrthancError(ErrorCode.BadRequest, "Trying to change patient tags in a study.  The Patient "
+                                   "already exists and has other studies.  All the 'Replace' tags should match the "
+                                   "existing patient main dicom tags.  Try using /patients/../modify instead to modify "
+                                   f"the patient. Failing tag: {key}")
+        elif modification.is_replaced(tag):
+            raise OrthancError(ErrorCode.BadRequest, "Trying to change patient tags in a study.  The Patient already "
+                               "exists and has other studies.  You are trying to replace a tag that is not defined "
+                               "yet in this patient.  Try using /patients/../modify instead to modify the patient. "
+                               f"Failing tag: {key}")
+
+
+def _replacement_text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

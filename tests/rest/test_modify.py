@@ -204,3 +204,20 @@ async def test_keep_labels(http: aiohttp.ClientSession) -> None:
     assert (await _get(http, f"/series/{study['Series'][0]}"))["Labels"] == ["from-series"]
     instance = (await _get(http, f"/series/{study['Series'][0]}"))["Instances"][0]
     assert (await _get(http, f"/instances/{instance}"))["Labels"] == ["from-instances"]
+
+
+async def test_study_modify_and_patient_tags(http: aiohttp.ClientSession) -> None:
+    """PerformSanityChecks: patient tags change in a study only for the patient's only study, or to match the
+    existing target patient exactly."""
+    from tests.data.make_samples import make_instance
+    for study_uid in ("1.2.3.100", "1.2.3.101"):
+        async with http.post("/instances", data=make_instance(patient_id="PAT", patient_name="Doe^Jane",
+                                                                 study_uid=study_uid)) as resp:
+            stored = await resp.json()
+    lonely = await upload(http, testdata("PrivateTags.dcm"))
+    # The patient has two studies: renaming through one study is refused.
+    err = await _error(http, f"/studies/{stored['ParentStudy']}/modify", {"Replace": {"PatientName": "Other"}}, 400)
+    assert err["Details"].endswith("Failing tag: 0010,0010")
+    # The only study of its patient: allowed.
+    answer = await _post(http, f"/studies/{lonely['ParentStudy']}/modify", {"Replace": {"PatientName": "Renamed"}})
+    assert (await _get(http, f"/studies/{answer['ID']}"))["PatientMainDicomTags"]["PatientName"] == "Renamed"
