@@ -44,7 +44,8 @@ async def _run(request: web.Request, body: dict[str, Any], modification: modify_
     run = ModificationRun(modification, anonymization, list(sources), output_level,
                           keep_source=modify_service.read_bool(body, "KeepSource", True),
                           keep_labels=modify_service.read_bool(body, "KeepLabels", False),
-                          transcode=transcode, origin=_origin(request), attachments=sources)
+                          transcode=transcode, origin=_origin(request), attachments=sources,
+                          permissive=modify_service.read_bool(body, "Permissive", False))
     _check_in_place(ctx, run)
     return await run_modification(request, run, body)
 

@@ -200,7 +200,10 @@ def modified_file_sync(ctx: ServerContext, attachment: AttachmentInfo, modificat
                        ) -> tuple[bytes, tuple[str, str, str, str], ParsedInstance | None]:
     """Worker thread: read a stored instance, apply the modification, serialize. Returns the new file, the
     original IDs and the summary of the new file (what the store needs, without parsing it again)."""
-    data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
+    try:
+        data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
+    except OSError as exc:
+        raise OrthancError(ErrorCode.InexistentFile, f"Cannot read the DICOM file {attachment.uuid}: {exc}") from None
     with ctx.executors.cpu_turn:
         ds = read_dataset(data, ctx.default_encoding)
         original = hashes_of(ds)
@@ -229,6 +232,8 @@ class ModificationRun:
     transcode: str | None = None
     origin: Origin = field(default_factory=lambda: Origin("RestApi"))
     kind: str = "modify"  # "modify" (incl. anonymize), "split" or "merge": metadata and content differ
+    permissive: bool = False  # a failing instance is counted in FailedInstancesCount instead of failing the job
+    failed: list[str] = field(default_factory=list)
     target_study: str | None = None      # split/merge: the Orthanc ID of the study receiving the instances
     target_study_uid: str | None = None  # split: its StudyInstanceUID
     position: int = 0
@@ -255,6 +260,7 @@ class ModificationRun:
         self.patient_id = None
         self.outputs = {int(level): set() for level in ResourceLevel}
         self.pairs = set()
+        self.failed = []
 
     async def step(self, ctx: ServerContext) -> bool:
         """Do one unit of work (a few instances at once, so that one's file and index writes overlap another's
@@ -262,7 +268,15 @@ class ModificationRun:
         new instances, which the store then finds already stored."""
         if self.position < len(self.instances):
             batch = self.instances[self.position:self.position + STEP_INSTANCES]
-            await asyncio.gather(*(self._modify_one(ctx, instance) for instance in batch))
+            outcomes = await asyncio.gather(*(self._modify_one(ctx, instance) for instance in batch),
+                                            return_exceptions=True)
+            for instance, outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    if not self.permissive or not isinstance(outcome, OrthancError):
+                        raise outcome
+                    logger.warning("Cannot modify instance %s: %s", instance, outcome)
+                    if instance not in self.failed:
+                        self.failed.append(instance)
             self.position += len(batch)
             return False
         if not self.finished:
@@ -330,14 +344,14 @@ class ModificationRun:
         if not self.keep_source:
             created = self.outputs[int(ResourceLevel.INSTANCE)]
             for instance in self.instances:
-                if instance in created:
+                if instance in created or instance in self.failed:
                     continue  # modified in place (Keep of every UID with OverwriteInstances)
                 if await ctx.index.find_internal(instance, ResourceLevel.INSTANCE) is not None:
                     await delete_service.delete_resource(ctx, instance, ResourceLevel.INSTANCE)
 
     def content(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Description": "REST API", "InstancesCount": len(self.instances),
-                               "FailedInstancesCount": 0}
+                               "FailedInstancesCount": len(self.failed)}
         if self.kind != "modify":
             if self.target_study is not None:
                 out["TargetStudy"] = self.target_study
@@ -368,7 +382,7 @@ class ModificationRun:
             "KeepSource": self.keep_source, "KeepLabels": self.keep_labels, "Transcode": self.transcode,
             "Origin": {"Kind": self.origin.kind, "RemoteIp": self.origin.remote_ip,
                        "HttpUsername": self.origin.http_username},
-            "Kind": self.kind, "TargetStudy": self.target_study, "TargetStudyUID": self.target_study_uid,
+            "Kind": self.kind, "Permissive": self.permissive, "Failed": self.failed, "TargetStudy": self.target_study, "TargetStudyUID": self.target_study_uid,
             "Position": self.position, "Finished": self.finished, "SingleID": self.single_id,
             "PatientID": self.patient_id, "Outputs": {str(k): sorted(v) for k, v in self.outputs.items()},
             "Pairs": sorted(list(p) for p in self.pairs),
@@ -384,6 +398,7 @@ class ModificationRun:
                   Origin(origin.get("Kind", "RestApi"), remote_ip=origin.get("RemoteIp"), remote_aet="",
                          http_username=origin.get("HttpUsername")))
         run.kind = str(data.get("Kind", "modify"))
+        run.permissive, run.failed = bool(data.get("Permissive", False)), list(data.get("Failed") or [])
         run.target_study, run.target_study_uid = data.get("TargetStudy"), data.get("TargetStudyUID")
         run.position, run.finished = int(data["Position"]), bool(data["Finished"])
         run.single_id, run.patient_id = data.get("SingleID"), data.get("PatientID")

@@ -221,3 +221,18 @@ async def test_study_modify_and_patient_tags(http: aiohttp.ClientSession) -> Non
     # The only study of its patient: allowed.
     answer = await _post(http, f"/studies/{lonely['ParentStudy']}/modify", {"Replace": {"PatientName": "Renamed"}})
     assert (await _get(http, f"/studies/{answer['ID']}"))["PatientMainDicomTags"]["PatientName"] == "Renamed"
+
+
+async def test_permissive(http: aiohttp.ClientSession, settings) -> None:
+    """A source whose file is gone fails the job, or with Permissive is counted in FailedInstancesCount."""
+    import pathlib
+    a = await upload(http, testdata("Series", "Lena-1.dcm"))
+    b = await upload(http, testdata("Series", "Lena-2.dcm"))
+    uuid = (await _get(http, f"/instances/{b['ID']}"))["FileUuid"]
+    next(pathlib.Path(settings.StorageDirectory).rglob(uuid)).unlink()
+    body = {"Resources": [a["ID"], b["ID"]], "Replace": {"InstitutionName": "P"}}
+    async with http.post("/tools/bulk-modify", json=body) as resp:
+        assert resp.status == 404, await resp.text()
+    answer = await _post(http, "/tools/bulk-modify", {**body, "Permissive": True})
+    assert answer["FailedInstancesCount"] == 1 and answer["InstancesCount"] == 2
+    assert [r["Type"] for r in answer["Resources"]].count("Instance") == 1
