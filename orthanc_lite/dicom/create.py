@@ -17,7 +17,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
-from .modification import _tag, decode_data_uri, generate_identifier, set_value
+from .modification import decode_data_uri, generate_identifier, parse_tag_or_fail, set_value
 from .values import ENCODINGS
 
 PDF_SOP_CLASS: Final = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -64,7 +64,7 @@ def inject_tags(ds: Dataset, tags: Any, decode_binary: bool, private_creator: st
     if not isinstance(tags, dict):
         raise OrthancError(ErrorCode.BadRequest, "Tags field is not an array")
     for name, value in tags.items():
-        tag = _tag(name)
+        tag = parse_tag_or_fail(name)
         if tag == SPECIFIC_CHARACTER_SET:
             continue
         if not force and tag not in OVERRIDABLE and tag in ds:

@@ -84,8 +84,8 @@ class DicomPath:
             if match is None:
                 raise OrthancError(ErrorCode.ParameterOutOfRange, f"Cannot parse DICOM path: {text}")
             index = None if match.group(2) == "*" else int(match.group(2))
-            prefix.append((_tag(match.group(1)), index))
-        return cls(tuple(prefix), _tag(parts[-1]))
+            prefix.append((parse_tag_or_fail(match.group(1)), index))
+        return cls(tuple(prefix), parse_tag_or_fail(parts[-1]))
 
     def format(self) -> str:
         items = [f"({t >> 16:04x},{t & 0xFFFF:04x})[{'*' if i is None else i}]" for t, i in self.prefix]
@@ -104,7 +104,8 @@ class DicomPath:
         return True
 
 
-def _tag(text: str) -> int:
+def parse_tag_or_fail(text: str) -> int:
+    """A tag name or "gggg,eeee"; UnknownDicomTag (500, as Orthanc) for anything else."""
     try:
         return parse_tag(text)
     except ValueError:
@@ -623,7 +624,7 @@ def _element(tag: int, vr: str, value: Any, decode_uri: bool, private_creator: s
                 raise OrthancError(ErrorCode.BadParameterType)
             item = Dataset()
             for name, sub in entry.items():
-                sub_tag = _tag(name)
+                sub_tag = parse_tag_or_fail(name)
                 item[sub_tag] = _element(sub_tag, tag_vr(sub_tag), sub, decode_uri, private_creator)
             items.append(item)
         return DataElement(tag, "SQ", items)
@@ -644,7 +645,7 @@ def _element(tag: int, vr: str, value: Any, decode_uri: bool, private_creator: s
     if vr in _BINARY_VRS:
         return DataElement(tag, vr, value.encode("utf-8"))
     if vr == "AT":
-        return DataElement(tag, vr, _tag(value) if value else None)
+        return DataElement(tag, vr, parse_tag_or_fail(value) if value else None)
     return DataElement(tag, vr, value)
 
 

@@ -14,6 +14,7 @@ from ..services import create as create_service
 from ..services import modify as modify_service
 from ..services import reconstruct as reconstruct_service
 from ..services import split_merge
+from ..services.context import ServerContext
 from ..services.modify import ModificationRun
 from ..jobs.modify import job_for
 from .helpers import ctx_of, json_object_body, json_response
@@ -55,7 +56,7 @@ async def run_modification(request: web.Request, run: ModificationRun, body: dic
     return await submit_job(request, job_for(run), body)
 
 
-def _check_in_place(ctx: Any, run: ModificationRun) -> None:
+def _check_in_place(ctx: ServerContext, run: ModificationRun) -> None:
     """ResourceModificationJob::PerformSanityChecks: keeping every UID rewrites the sources in place."""
     m = run.modification
     if (m.level in (ResourceLevel.STUDY, ResourceLevel.PATIENT) and not m.is_replaced(0x00100020)

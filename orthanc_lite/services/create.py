@@ -8,7 +8,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..dicom import create as builder
-from ..dicom.values import ENCODINGS, dataset_codecs, read_dataset
+from ..dicom.values import ENCODINGS, read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult, StoreStatus
 from . import delete as delete_service
@@ -85,14 +85,9 @@ async def create_dicom(ctx: ServerContext, body: Any, origin: Origin) -> dict[st
 
 
 def _encoding_of(ds: Dataset) -> str | None:
-    if 0x00080005 not in ds:
-        return None
-    codecs = dataset_codecs(ds)
-    from ..dicom.values import _CODECS  # the codec -> encoding name table
-    for name, codec in _CODECS.items():
-        if codecs and codec == codecs[0]:
-            return name
-    return None
+    """The Orthanc encoding of the sibling's SpecificCharacterSet (its first term); None without one."""
+    terms = (tag_string(ds, 0x00080005) or "").split("\\")
+    return _TERM_TO_ENCODING.get(terms[0].strip().upper()) if terms[0].strip() else None
 
 
 def _base_instance(encoding: str, sibling: Dataset | None, parent_level: ResourceLevel | None, tags: dict[str, Any],
@@ -166,10 +161,10 @@ async def _create_v1(ctx: ServerContext, body: dict[str, Any], origin: Origin) -
 
 
 def _v1_instance(encoding: str, body: dict[str, str]) -> Dataset:
-    from ..dicom.modification import _tag, set_value
+    from ..dicom.modification import parse_tag_or_fail, set_value
     ds = builder.new_dataset(encoding)
     for name, value in body.items():
-        tag = _tag(name)
+        tag = parse_tag_or_fail(name)
         if tag == builder.PIXEL_DATA:
             builder.embed_content(ds, value)
         else:
