@@ -631,7 +631,7 @@ def _element(tag: int, vr: str, value: Any, decode_uri: bool, private_creator: s
     if value is None:
         return DataElement(tag, vr, None)
     if not isinstance(value, str):
-        raise OrthancError(ErrorCode.BadParameterType, f"Tag {tag:08x} must be given as a string")
+        raise OrthancError(ErrorCode.BadParameterType, f"Bad Parameter type for tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
     if decode_uri:
         decoded = decode_data_uri(value)
         if decoded is not None:

@@ -450,7 +450,7 @@ async def check_study_patient_tags(ctx: ServerContext, study: str, modification:
     if modification.level is not ResourceLevel.STUDY or not replaced:
         return
     if modification.is_replaced(0x00100020):
-        target_id = _replacement_text(modification.replacements[0x00100020])
+        target_id = _replacement_text(modification.replacements[0x00100020], 0x00100020)
     else:
         info = await ctx.index.expand_one(study, ResourceLevel.STUDY)
         if info is None:
@@ -466,7 +466,7 @@ async def check_study_patient_tags(ctx: ServerContext, study: str, modification:
         key = f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
         if key in patient.main_tags:
             if not modification.is_replaced(tag) or \
-                    _replacement_text(modification.replacements[tag]) != patient.main_tags[key]:
+                    _replacement_text(modification.replacements[tag], tag) != patient.main_tags[key]:
                 raise OrthancError(ErrorCode.BadRequest, "Trying to change patient tags in a study.  The Patient "
                                    "already exists and has other studies.  All the 'Replace' tags should match the "
                                    "existing patient main dicom tags.  Try using /patients/../modify instead to modify "
@@ -478,5 +478,7 @@ async def check_study_patient_tags(ctx: ServerContext, study: str, modification:
                                f"Failing tag: {key}")
 
 
-def _replacement_text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+def _replacement_text(value: Any, tag: int) -> str:
+    if not isinstance(value, str):
+        raise OrthancError(ErrorCode.BadParameterType, f"Bad Parameter type for tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
+    return value
