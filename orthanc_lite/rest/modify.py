@@ -187,24 +187,23 @@ async def merge_study(request: web.Request) -> web.Response:
 async def reconstruct_resource(request: web.Request) -> web.Response:
     """Recompute the main DICOM tags of a resource and its children from the stored files."""
     ctx = ctx_of(request)
-    await _reconstruct_body(request)
-    await reconstruct_service.reconstruct(ctx, request.match_info["id"], ResourceLevel.parse(request.match_info["level"]))
+    files = await _reconstruct_files(request)
+    await reconstruct_service.reconstruct(ctx, request.match_info["id"], ResourceLevel.parse(request.match_info["level"]),
+                                          files)
     return json_response({})
 
 
 @routes.post("/tools/reconstruct")
 async def reconstruct_all(request: web.Request) -> web.Response:
     """Recompute the main DICOM tags of every resource from the stored files."""
-    await _reconstruct_body(request)
-    await reconstruct_service.reconstruct(ctx_of(request), None)
+    files = await _reconstruct_files(request)
+    await reconstruct_service.reconstruct(ctx_of(request), None, None, files)
     return json_response({})
 
 
-async def _reconstruct_body(request: web.Request) -> None:
-    """`ReconstructFiles` (rewrite the attachments) is accepted only as false: files are not rewritten."""
+async def _reconstruct_files(request: web.Request) -> bool:
+    """`ReconstructFiles`: also rewrite the attachments as the configuration now asks (default false)."""
     raw = await request.read()
     if not raw.strip():
-        return
-    body = await _body(request)
-    if modify_service.read_bool(body, "ReconstructFiles", False):
-        raise OrthancError(ErrorCode.NotImplemented, "ReconstructFiles is not supported")
+        return False
+    return modify_service.read_bool(await _body(request), "ReconstructFiles", False)

@@ -8,13 +8,16 @@ from typing import Final
 from ..dicom.parse import parse_instance
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
+from . import metadata as metadata_service
 from .context import ServerContext
 
 BATCH: Final = 64  # instances read between two index writes
 
 
-async def reconstruct(ctx: ServerContext, public_id: str | None, level: ResourceLevel | None = None) -> int:
-    """Reconstruct one resource (and everything below it), or everything when `public_id` is None. Returns the
+async def reconstruct(ctx: ServerContext, public_id: str | None, level: ResourceLevel | None = None,
+                      files: bool = False) -> int:
+    """Reconstruct one resource (and everything below it), or everything when `public_id` is None. With `files`,
+    the DICOM attachments are also rewritten as the configuration now asks (StorageCompression). Returns the
     number of instances read."""
     if public_id is None:
         roots = await ctx.index.list_public_ids(ResourceLevel.PATIENT)
@@ -33,6 +36,10 @@ async def reconstruct(ctx: ServerContext, public_id: str | None, level: Resource
             updates = await ctx.executors.run_io(_read_tags, ctx, batch)
             await ctx.index.update_main_tags(updates)
             count += len(batch)
+        if files:
+            compress = bool(ctx.settings.StorageCompression)
+            for instance, _series, _attachment in rows:
+                await metadata_service.change_compression(ctx, instance, ResourceLevel.INSTANCE, 1, compress)
     return count
 
 

@@ -31,3 +31,23 @@ async def test_reconstruct_restores_main_tags(http: aiohttp.ClientSession, setti
         assert resp.status == 200
     async with http.post("/studies/00000000-00000000-00000000-00000000-00000000/reconstruct", json={}) as resp:
         assert resp.status == 404
+
+
+async def test_reconstruct_files_applies_storage_compression(settings) -> None:
+    """ReconstructFiles rewrites the attachments as the configuration now asks: stored uncompressed, then
+    reconstructed under StorageCompression, the file is compressed and reads back the same."""
+    import orthanc_lite
+    plain = settings.replace(StorageCompression=False)
+    async with orthanc_lite.serve(plain, host="127.0.0.1") as srv, aiohttp.ClientSession(base_url=srv.url) as http:
+        stored = await upload(http, testdata("PrivateTags.dcm"))
+        async with http.get(f"/instances/{stored['ID']}/file") as resp:
+            original = await resp.read()
+    async with orthanc_lite.serve(settings.replace(StorageCompression=True), host="127.0.0.1") as srv, \
+            aiohttp.ClientSession(base_url=srv.url) as http:
+        async with http.post(f"/patients/{stored['ParentPatient']}/reconstruct",
+                             json={"ReconstructFiles": True}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.get(f"/instances/{stored['ID']}/attachments/dicom/is-compressed") as resp:
+            assert await resp.text() == "1"
+        async with http.get(f"/instances/{stored['ID']}/file") as resp:
+            assert await resp.read() == original
