@@ -46,7 +46,8 @@ async def _run(request: web.Request, body: dict[str, Any], modification: modify_
                           keep_source=modify_service.read_bool(body, "KeepSource", True),
                           keep_labels=modify_service.read_bool(body, "KeepLabels", False),
                           transcode=transcode, origin=_origin(request), attachments=sources,
-                          permissive=modify_service.read_bool(body, "Permissive", False))
+                          permissive=modify_service.read_bool(body, "Permissive", False),
+                          lossy_quality=modify_service.lossy_quality(body))
     _check_in_place(ctx, run)
     return await run_modification(request, run, body)
 
@@ -142,7 +143,8 @@ async def modify_instance(request: web.Request) -> web.Response:
         transcode = body["Transcode"]
         if not isinstance(transcode, str) or transcode not in modify_service.KNOWN_TRANSFER_SYNTAXES:
             raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown transfer syntax: {transcode}")
-    data = await modify_service.modified_instance_file(ctx, public_id, modification, transcode)
+    data = await modify_service.modified_instance_file(ctx, public_id, modification, transcode,
+                                                       modify_service.lossy_quality(body))
     return web.Response(body=data, content_type="application/dicom")
 
 

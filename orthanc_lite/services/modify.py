@@ -157,7 +157,7 @@ def write_dataset_with_offset(ds: Dataset) -> tuple[bytes, int | None, str | Non
     return buffer.getvalue(), offset, "OW" if implicit else (pixel.VR or "OW")
 
 
-def transcoder() -> Callable[[bytes, str], bytes] | None:
+def transcoder() -> Callable[[bytes, str, int], bytes] | None:
     """dicom/transcode.py's transcode_file (the pixels work), when this build has it."""
     try:
         module = importlib.import_module("orthanc_lite.dicom.transcode")
@@ -167,14 +167,22 @@ def transcoder() -> Callable[[bytes, str], bytes] | None:
     return found if callable(found) else None
 
 
-def transcode_or_keep(data: bytes, target: str, sop_uid: str) -> bytes | None:
+def lossy_quality(body: dict[str, Any]) -> int:
+    """`LossyQuality` (1..100, default 90) for lossy Transcode targets."""
+    value = body.get("LossyQuality", 90)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise OrthancError(ErrorCode.ParameterOutOfRange, f"Bad lossy quality: {value}")
+    return value
+
+
+def transcode_or_keep(data: bytes, target: str, sop_uid: str, quality: int = 90) -> bytes | None:
     """The file in `target`, its SOPInstanceUID kept (a lossy transcoder makes a new one; Orthanc puts the
     modified one back so that references inside the hierarchy hold); None if it cannot be transcoded."""
     convert = transcoder()
     if convert is None:
         return None
     try:
-        output = convert(data, target)
+        output = convert(data, target, quality)
     except (OrthancError, ValueError, NotImplementedError, RuntimeError) as exc:
         logger.warning("Cannot transcode to %s: %s", target, exc)
         return None
@@ -232,6 +240,7 @@ class ModificationRun:
     transcode: str | None = None
     origin: Origin = field(default_factory=lambda: Origin("RestApi"))
     kind: str = "modify"  # "modify" (incl. anonymize), "split" or "merge": metadata and content differ
+    lossy_quality: int = 90
     permissive: bool = False  # a failing instance is counted in FailedInstancesCount instead of failing the job
     failed: list[str] = field(default_factory=list)
     target_study: str | None = None      # split/merge: the Orthanc ID of the study receiving the instances
@@ -307,7 +316,7 @@ class ModificationRun:
         data, original, parsed = modified_file_sync(ctx, attachment, self.modification, self._lock)
         assert parsed is not None
         if self.transcode is not None and parsed.transfer_syntax != self.transcode:
-            transcoded = transcode_or_keep(data, self.transcode, parsed.sop_uid)
+            transcoded = transcode_or_keep(data, self.transcode, parsed.sop_uid, self.lossy_quality)
             if transcoded is None:
                 logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
             else:
@@ -380,6 +389,7 @@ class ModificationRun:
             "Instances": self.instances,
             "OutputLevel": None if self.output_level is None else self.output_level.type_name,
             "KeepSource": self.keep_source, "KeepLabels": self.keep_labels, "Transcode": self.transcode,
+            "LossyQuality": self.lossy_quality,
             "Origin": {"Kind": self.origin.kind, "RemoteIp": self.origin.remote_ip,
                        "HttpUsername": self.origin.http_username},
             "Kind": self.kind, "Permissive": self.permissive, "Failed": self.failed, "TargetStudy": self.target_study, "TargetStudyUID": self.target_study_uid,
@@ -399,6 +409,7 @@ class ModificationRun:
                          http_username=origin.get("HttpUsername")))
         run.kind = str(data.get("Kind", "modify"))
         run.permissive, run.failed = bool(data.get("Permissive", False)), list(data.get("Failed") or [])
+        run.lossy_quality = int(data.get("LossyQuality", 90))
         run.target_study, run.target_study_uid = data.get("TargetStudy"), data.get("TargetStudyUID")
         run.position, run.finished = int(data["Position"]), bool(data["Finished"])
         run.single_id, run.patient_id = data.get("SingleID"), data.get("PatientID")
@@ -412,7 +423,7 @@ class ModificationRun:
 
 
 async def modified_instance_file(ctx: ServerContext, public_id: str, modification: Modification,
-                                 transcode: str | None = None) -> bytes:
+                                 transcode: str | None = None, quality: int = 90) -> bytes:
     located = await ctx.index.find_internal(public_id, ResourceLevel.INSTANCE)
     if located is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
@@ -424,7 +435,7 @@ async def modified_instance_file(ctx: ServerContext, public_id: str, modificatio
         current = await ctx.executors.run_cpu(_transfer_syntax_of, data)
         if current != transcode:
             sop_uid = await ctx.executors.run_cpu(_sop_uid_of, data)
-            transcoded = await ctx.executors.run_cpu(transcode_or_keep, data, transcode, sop_uid)
+            transcoded = await ctx.executors.run_cpu(transcode_or_keep, data, transcode, sop_uid, quality)
             if transcoded is None:
                 raise OrthancError(ErrorCode.InternalError, f"Cannot transcode to transfer syntax: {transcode}")
             data = transcoded
