@@ -100,6 +100,9 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
                 "Remove": ["SeriesDescription"], "RemovePrivateTags": True}),
     ("modify", {"Replace": {"StudyInstanceUID": "1.2.3.4", "PatientID": "NEW"}, "Force": True,
                 "Keep": ["SOPInstanceUID"]}),
+    ("modify", {"Replace": {"ReferencedStudySequence[*].ReferencedSOPClassUID": "1.2.3",
+                            "0009,0010": "MY CREATOR"},
+                "Remove": ["ReferencedImageSequence[0].ReferencedSOPInstanceUID", "ReferringPhysicianName"]}),
 ]
 FILES = [p for p in all_testdata_files() if p.stat().st_size < 600_000]
 
