@@ -93,6 +93,7 @@ async def _post_file(http: aiohttp.ClientSession, path: str, body: dict[str, Any
 
 REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("anonymize", {"DicomVersion": "2021b"}),
+    ("anonymize", {"DicomVersion": "2017c"}),
     ("anonymize", {"DicomVersion": "2008"}),
     ("anonymize", {"DicomVersion": "2008", "Keep": ["StudyDescription"], "Replace": {"PatientName": "Hello"},
                    "Remove": ["Modality"]}),
