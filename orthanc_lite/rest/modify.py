@@ -17,7 +17,7 @@ from ..services import split_merge
 from ..services.context import ServerContext
 from ..services.modify import ModificationRun
 from ..jobs.modify import job_for
-from .helpers import ctx_of, json_object_body, json_response
+from .helpers import ctx_of, json_object_body, json_response, text_response
 from .jobs_submit import submit_job
 
 routes = web.RouteTableDef()
@@ -30,11 +30,14 @@ def _origin(request: web.Request) -> Origin:
     return Origin("RestApi", remote_ip=request.remote or "", remote_aet="", http_username=request.get(USERNAME, ""))
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _body(request: web.Request, error: ErrorCode = ErrorCode.BadFileFormat) -> dict[str, Any]:
+    """The JSON object body; an empty body is an error too (Orthanc's ParseJsonRequest fails on it)."""
+    if not (await request.read()).strip():
+        raise OrthancError(error)
     try:
         return await json_object_body(request)
     except OrthancError:
-        raise OrthancError(ErrorCode.BadFileFormat) from None
+        raise OrthancError(error) from None
 
 
 async def _run(request: web.Request, body: dict[str, Any], modification: modify_service.Modification,
@@ -161,12 +164,8 @@ async def anonymize_instance(request: web.Request) -> web.Response:
 @routes.post("/tools/create-dicom")
 async def create_dicom(request: web.Request) -> web.Response:
     """Create one DICOM instance (or a series, when Content is an array) from JSON tags and a data-URI payload."""
-    ctx = ctx_of(request)
-    try:
-        body = await json_object_body(request)
-    except OrthancError:
-        raise OrthancError(ErrorCode.BadRequest) from None
-    return json_response(await create_service.create_dicom(ctx, body, _origin(request)))
+    body = await _body(request, ErrorCode.BadRequest)
+    return json_response(await create_service.create_dicom(ctx_of(request), body, _origin(request)))
 
 
 @routes.post(f"/studies/{ID}/split")
@@ -192,7 +191,7 @@ async def reconstruct_resource(request: web.Request) -> web.Response:
     files = await _reconstruct_files(request)
     await reconstruct_service.reconstruct(ctx, request.match_info["id"], ResourceLevel.parse(request.match_info["level"]),
                                           files)
-    return json_response({})
+    return text_response("")
 
 
 @routes.post("/tools/reconstruct")
@@ -200,7 +199,7 @@ async def reconstruct_all(request: web.Request) -> web.Response:
     """Recompute the main DICOM tags of every resource from the stored files."""
     files = await _reconstruct_files(request)
     await reconstruct_service.reconstruct(ctx_of(request), None, None, files)
-    return json_response({})
+    return text_response("")
 
 
 async def _reconstruct_files(request: web.Request) -> bool:
