@@ -236,3 +236,13 @@ async def test_permissive(http: aiohttp.ClientSession, settings) -> None:
     answer = await _post(http, "/tools/bulk-modify", {**body, "Permissive": True})
     assert answer["FailedInstancesCount"] == 1 and answer["InstancesCount"] == 2
     assert [r["Type"] for r in answer["Resources"]].count("Instance") == 1
+
+
+async def test_changes_logged_by_a_modification(http: aiohttp.ClientSession) -> None:
+    """The new resources are logged like any upload (real Orthanc 1.10.1 logs no Modified*/Anonymized* change)."""
+    stored = await upload(http, testdata("PrivateTags.dcm"))
+    last = (await _get(http, "/changes?last"))["Last"]
+    await _post(http, f"/studies/{stored['ParentStudy']}/modify", {"Replace": {"StudyDescription": "c"}})
+    changes = (await _get(http, f"/changes?since={last}"))["Changes"]
+    kinds = [(c["ChangeType"], c["ResourceType"]) for c in changes if not c["ChangeType"].startswith("Stable")]
+    assert kinds == [("NewInstance", "Instance"), ("NewSeries", "Series"), ("NewStudy", "Study")]
