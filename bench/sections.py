@@ -20,7 +20,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse", "modify")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND)
+# bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
+# bench/modify.py (issue 12: anonymization)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "modify")
 
 
 @dataclass(frozen=True)

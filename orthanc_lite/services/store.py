@@ -56,6 +56,27 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
     return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+    """`store_bytes` up to the commit, for a worker thread; the caller then runs `announce()` on the loop."""
+    return _store_bytes_sync(ctx, data, origin)
+
+
+def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
+                          md5: str | None = None) -> StoredInstance:
+    """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
+    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes):
+        stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
+    else:
+        try:
+            stored, make_durable = ctx.storage.adopt_file(source, str(uuidlib.uuid4()), md5, compress)
+        except BaseException:
+            unlink_quietly(source)
+            raise
+    return _index_sync(ctx, parsed, stored, make_durable, origin)
+
+
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
     """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
     the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
