@@ -39,14 +39,6 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def store_parsed_blocking(ctx: ServerContext, data: bytes, parsed: ParsedInstance, origin: Origin,
-                          extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
-    """`store_bytes_blocking` for a file whose summary the caller already has (it just wrote the dataset):
-    no second parse."""
-    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
-
-
 def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
                       extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
@@ -56,15 +48,12 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
     return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
-def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
-    """`store_bytes` up to the commit, for a worker thread; the caller then runs `announce()` on the loop."""
-    return _store_bytes_sync(ctx, data, origin)
-
-
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
-                          md5: str | None = None) -> StoredInstance:
+                          md5: str | None = None,
+                          extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
-    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    (STOW-RS reads the UIDs first; a modification just wrote the dataset): no second parse. A file path is
+    consumed. `extra_metadata` as for store_bytes_blocking."""
     compress = bool(ctx.settings.StorageCompression)
     if isinstance(source, bytes):
         stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
@@ -74,7 +63,7 @@ def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: Parse
         except BaseException:
             unlink_quietly(source)
             raise
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
