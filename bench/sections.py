@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
-# bench/modify.py (issue 12: anonymization)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "modify")
+# bench/pixels.py, bench/modify.py (issue 12: anonymization)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify")
 
 
 @dataclass(frozen=True)

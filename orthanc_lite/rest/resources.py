@@ -26,6 +26,7 @@ from . import upload_form
 from .find import ParsedFind, format_answer
 from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_bytes, json_response, level_of,
                       max_body_bytes, receive_body, text_response)
+from .images import transcoded_file
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -294,6 +295,8 @@ async def instance_file(request: web.Request) -> web.StreamResponse:
     """The DICOM file of an instance (application/dicom), or its DICOM JSON with Accept: application/dicom+json."""
     ctx = ctx_of(request)
     public_id = request.match_info["id"]
+    if "transcode" in request.query and not _wants_dicom_json(request):  # DICOM JSON wins, as in Orthanc
+        return await transcoded_file(request, public_id)
     internal, _ = await res.require(ctx, public_id, ResourceLevel.INSTANCE)
     attachment = (await ctx.index.attachments_of(internal)).get(1)
     if attachment is None:

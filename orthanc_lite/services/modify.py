@@ -329,7 +329,8 @@ class ModificationRun:
         for level in (ResourceLevel.SERIES, ResourceLevel.STUDY, ResourceLevel.PATIENT):
             if original[level] != new[level] and self.kind == "modify":
                 extra.append((int(level), mtype, original[level]))
-        stored = store_parsed_blocking(ctx, data, parsed, self.origin, extra_metadata=tuple(extra))
+        stored = store_parsed_blocking(ctx, data, parsed, self.origin, extra_metadata=tuple(extra),
+                                       ingest_transcoding=self.transcode is None)
         return stored, original, new
 
     def _record(self, original: tuple[str, str, str, str], new: tuple[str, str, str, str]) -> None:

@@ -11,9 +11,11 @@ import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Final
 
 from ..dicom.parse import ParsedInstance, parse_instance
+from ..dicom.transcode import transcode_file
+from ..errors import OrthancError
 from ..index.writes import NewInstance
 from ..model import ChangeType, MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
 from ..storage.base import StoredFile, unlink_quietly
@@ -44,17 +46,26 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
+    transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
+    if transcoded is not None:
+        parsed, data = transcoded
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
     return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
                           md5: str | None = None,
-                          extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+                          extra_metadata: tuple[tuple[int, int, str], ...] = (),
+                          ingest_transcoding: bool = False) -> StoredInstance:
     """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
     (STOW-RS reads the UIDs first; a modification just wrote the dataset): no second parse. A file path is
-    consumed. `extra_metadata` as for store_bytes_blocking."""
+    consumed. `extra_metadata` as for store_bytes_blocking; `ingest_transcoding` applies IngestTranscoding to
+    bytes (a modification without its own Transcode, as Orthanc's ResourceModificationJob)."""
     compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes) and ingest_transcoding:
+        transcoded = _ingest_transcoding(ctx, parsed, source)
+        if transcoded is not None:
+            parsed, source = transcoded
     if isinstance(source, bytes):
         stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
     else:
@@ -72,12 +83,43 @@ def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str 
     try:
         with ctx.executors.cpu_turn:
             parsed = parse_instance(path, ctx.default_encoding)
+        transcoded = _ingest_transcoding(ctx, parsed, path)
+        if transcoded is not None:
+            parsed, data = transcoded
+            with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
+                f.write(data)
+            md5 = None
         stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
                                                       bool(ctx.settings.StorageCompression))
     except BaseException:
         unlink_quietly(path)
         raise
     return _index_sync(ctx, parsed, stored, make_durable, origin)
+
+
+_UNCOMPRESSED: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+
+
+def _ingest_transcoding(ctx: ServerContext, parsed: ParsedInstance,
+                        source: bytes | str) -> tuple[ParsedInstance, bytes] | None:
+    """IngestTranscoding (ServerContext::TranscodeAndStore): convert a received instance before it is stored,
+    as IngestTranscodingOfCompressed / IngestTranscodingOfUncompressed allow. When the conversion fails the
+    original is stored, as Orthanc does. A lossy target gives a new SOPInstanceUID, hence new IDs."""
+    settings = ctx.settings
+    target = settings.IngestTranscoding
+    if not target or parsed.transfer_syntax == target:
+        return None
+    allowed = settings.IngestTranscodingOfUncompressed if parsed.transfer_syntax in _UNCOMPRESSED \
+        else settings.IngestTranscodingOfCompressed
+    if not allowed:
+        return None
+    try:
+        data = transcode_file(source, target, int(settings.DicomLossyTranscodingQuality))
+        return parse_instance(data, ctx.default_encoding), data
+    except OrthancError as exc:
+        logger.warning("Cannot transcode instance %s to %s, storing it as received: %s",
+                       parsed.instance_public_id, target, exc.details or exc.code.description)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

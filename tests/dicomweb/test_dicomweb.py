@@ -312,7 +312,7 @@ async def test_wado_uri_dicom(http: aiohttp.ClientSession, loaded: list[str]) ->
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "application/dicom"
         assert read(await resp.read()).SOPInstanceUID == loaded[0]
-    async with http.get(f"/wado?requestType=WADO&objectUID=1.2.3&contentType=application/dicom") as resp:
+    async with http.get("/wado?requestType=WADO&objectUID=1.2.3&contentType=application/dicom") as resp:
         assert resp.status == 404
     async with http.get(f"/wado?requestType=NOPE&objectUID={loaded[0]}") as resp:
         assert resp.status == 400
