@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
-# bench/pixels.py (issue 10: preview, transcoding), bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "cmove")
+# bench/pixels.py, bench/modify.py (issue 12: anonymization), bench/archive.py (issue 10: ZIP MB/s),
+# bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "cmove")
 
 
 @dataclass(frozen=True)
