@@ -6,9 +6,9 @@ from typing import Final
 
 from aiohttp import web
 
-from . import attachments, changes, find, jobs, metadata, modalities, resources, system, tags
+from . import attachments, changes, find, jobs, metadata, modalities, modality_ops, resources, system, tags
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, modality_ops)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
