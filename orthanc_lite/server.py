@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import app as app_module
 from .app_keys import CONTEXT
-from .config import Settings, load
+from .config import Settings, check_startup_security, load
 from .services.context import ServerContext
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ async def serve(settings: Settings | None = None, host: str | None = None) -> As
     """Start a server with these settings (HttpPort 0 picks a free port) and stop it on exit."""
     if settings is None:
         settings = load(None)
+    check_startup_security(settings)  # before anything listens: Orthanc 1.13 refuses these configurations
     application = app_module.build(settings)
     keepalive = float(settings.KeepAliveTimeout) if settings.KeepAlive else 0.0
     runner = web.AppRunner(application, handler_cancellation=False, keepalive_timeout=keepalive or 0.0001,
@@ -70,10 +71,23 @@ async def serve(settings: Settings | None = None, host: str | None = None) -> As
         logger.warning("orthanc_lite has stopped")
 
 
+_TLS_VERSIONS = {2: ssl.TLSVersion.TLSv1, 3: ssl.TLSVersion.TLSv1_1, 4: ssl.TLSVersion.TLSv1_2,
+                 5: ssl.TLSVersion.TLSv1_3}
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS as Orthanc's CivetWeb setup: SslCertificate, SslMinimumProtocolVersion, SslCiphersAccepted, and
+    client certificates checked against SslTrustedClientCertificates when SslVerifyPeers."""
     if not settings.SslEnabled:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     # Orthanc's SslCertificate is one PEM file holding the certificate and its private key.
     context.load_cert_chain(settings.SslCertificate)
+    # SSL2/SSL3 (0, 1) are not offered by Python's ssl at all: the oldest it allows is TLS 1.0.
+    context.minimum_version = _TLS_VERSIONS.get(int(settings.SslMinimumProtocolVersion), ssl.TLSVersion.TLSv1)
+    if settings.SslCiphersAccepted:
+        context.set_ciphers(":".join(settings.SslCiphersAccepted))
+    if settings.SslVerifyPeers:
+        context.load_verify_locations(settings.SslTrustedClientCertificates)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context

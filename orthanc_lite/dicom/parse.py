@@ -6,9 +6,10 @@ SYNC and pure: called through the cpu pool. Never reads the pixel data.
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -16,6 +17,7 @@ from pydicom.dataelem import RawDataElement
 from .. import ids
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
+from .dicom_json import dataset_to_json
 from .tags import MAIN_TAGS, tag_key
 from .values import dataset_codecs, element_string, read_dataset
 
@@ -32,11 +34,12 @@ class ParsedInstance:
     instance_public_id: str
     tags: dict[ResourceLevel, dict[str, str]]  # "gggg,eeee" -> value, per level
     transfer_syntax: str
-    sop_class_uid: str
-    index_in_series: int | None
+    sop_class_uid: str | None           # SOPClassUID of the dataset; None when absent (no SopClassUid metadata)
+    index_in_series: str | None         # InstanceNumber, else ImageIndex, as the file writes it (spaces stripped)
     expected_instances: int | None
-    pixel_data_offset: int | None
-    pixel_data_vr: str | None
+    pixel_data_offset: int | None       # None without a DICOM preamble, as Orthanc's stream reader
+    pixel_data_vr: str | None           # only when the VR is not the one a reader would assume (PixelDataVR)
+    main_sequences: str | None = None   # the series' main sequences as DICOM-as-JSON (MainDicomSequences)
 
 
 class UnreadableDicom(OrthancError):
@@ -52,8 +55,11 @@ def parse_instance(source: str | os.PathLike[str] | bytes, default_encoding: str
     """Read a file (path or bytes) up to its pixel data; OrthancError(BadFileFormat) for anything not DICOM."""
     try:
         with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as fp:
+            preamble = fp.read(132)
+            fp.seek(0)
             ds = read_dataset(fp, default_encoding, stop_before_pixels=True)
-            pixel_offset, pixel_vr = _pixel_data_position(fp, ds)
+            # Orthanc finds the pixel data with a stream reader that needs the 128-byte preamble and "DICM".
+            pixel_offset, pixel_vr = _pixel_data_position(fp, ds) if preamble[128:132] == b"DICM" else (None, None)
     except OrthancError:
         raise
     except Exception as exc:  # pydicom raises many exception types on garbage
@@ -101,8 +107,9 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
         transfer_syntax = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
+    # As Orthanc: the SopClassUid metadata comes from the dataset only, never from the meta header.
     sop_class_elem = present.get(0x00080016)
-    sop_class = (element_string(sop_class_elem, codecs) or "" if sop_class_elem is not None else "") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
+    sop_class = element_string(sop_class_elem, codecs) if sop_class_elem is not None else None
 
     return ParsedInstance(
         patient_id=patient,
@@ -115,20 +122,13 @@ def summarize(ds: pydicom.Dataset, pixel_offset: int | None = None, pixel_vr: st
         instance_public_id=ids.instance_id(patient, study_uid, series_uid, sop_uid),
         tags=tags,
         transfer_syntax=transfer_syntax.strip("\0 "),
-        sop_class_uid=sop_class.strip("\0 "),
+        sop_class_uid=sop_class.strip("\0 ") if sop_class is not None else None,
         index_in_series=_index_in_series(tags),
         expected_instances=_expected_instances(tags),
         pixel_data_offset=pixel_offset,
-        pixel_data_vr=pixel_vr,
+        pixel_data_vr=_unexpected_vr(ds, present, pixel_vr, transfer_syntax.strip("\0 ")),
+        main_sequences=_main_sequences(ds, present),
     )
-
-
-def _int(tags: dict[ResourceLevel, dict[str, str]], level: ResourceLevel, tag: int) -> int | None:
-    text = tags[level].get(tag_key(tag), "").split("\\")[0].strip()
-    try:
-        return int(float(text)) if text else None
-    except ValueError:
-        return None
 
 
 def _truncated(elem: object) -> bool:
@@ -139,10 +139,55 @@ def _truncated(elem: object) -> bool:
     return len(elem.value) < elem.length
 
 
-def _index_in_series(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:
-    """InstanceNumber, else ImageIndex (as Orthanc's ServerIndex does)."""
-    value = _int(tags, ResourceLevel.INSTANCE, 0x00200013)
-    return value if value is not None else _int(tags, ResourceLevel.INSTANCE, 0x00541330)
+def _index_in_series(tags: dict[ResourceLevel, dict[str, str]]) -> str | None:
+    """InstanceNumber if present (even empty), else ImageIndex, verbatim but for surrounding spaces: Orthanc stores
+    the text ("000013" stays so); readers parse it as an integer when they need one."""
+    instance = tags[ResourceLevel.INSTANCE]
+    for key in ("0020,0013", "0054,1330"):
+        if key in instance:
+            return instance[key].strip()
+    return None
+
+
+_NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                              "1.2.840.10008.1.2.1.99"})
+
+
+def _unexpected_vr(ds: pydicom.Dataset, present: Mapping[int, object], vr: str | None, syntax: str) -> str | None:
+    """PixelDataVR is stored only when the VR of the pixel data is not the one a reader would assume: OW in an
+    implicit-VR file, OB when encapsulated, else OW above 8 bits allocated and OB otherwise (so an 8-bit image
+    written as OW gets "OW", as Orthanc does for Issue143.dcm or KarstenHilbertRF.dcm)."""
+    if vr is None:
+        return None
+    if ds.is_implicit_VR:
+        expected = "OW"
+    elif syntax not in _NATIVE_SYNTAXES:
+        expected = "OB"
+    else:
+        bits = ds.get(0x00280100).value if 0x00280100 in present else None
+        expected = "OW" if isinstance(bits, int) and bits > 8 else "OB"
+    return None if vr == expected else vr
+
+
+# Sequences among the main tags (since Orthanc 1.12.5): kept apart, in the MainDicomSequences metadata.
+_MAIN_SEQUENCES = (0x00400275,)  # RequestAttributesSequence (series)
+
+
+def _main_sequences(ds: pydicom.Dataset, present: Mapping[int, object]) -> str | None:
+    tags = [t for t in _MAIN_SEQUENCES if t in present]
+    if not tags:
+        return None
+    sub = pydicom.Dataset()
+    for attr in ("_parent_encoding", "_orthanc_default_encoding"):  # the default encoding (see read_dataset)
+        if hasattr(ds, attr):
+            setattr(sub, attr, getattr(ds, attr))
+    if 0x00080005 in present:
+        sub[0x00080005] = ds[0x00080005]  # the items' character set
+    for tag in tags:
+        sub[tag] = ds[tag]
+    full = dataset_to_json(sub, "full")
+    full.pop("0008,0005", None)
+    return json.dumps(full, separators=(",", ":"), ensure_ascii=False)
 
 
 def _expected_instances(tags: dict[ResourceLevel, dict[str, str]]) -> int | None:

@@ -105,7 +105,9 @@ def build_search(query: IndexQuery, cursor: Cursor = Cursor(), count: bool = Fal
                 expr = f"CAST({expr} AS INTEGER)"
             elif item.cast is OrderCast.FLOAT:
                 expr = f"CAST({expr} AS REAL)"
-            order_parts.append(expr + (" DESC" if item.descending else " ASC"))
+            # Resources without the value come last in both directions, as on Orthanc's SQLite index
+            # (test_extended_find_order_by: "NULL are pushed at the end").
+            order_parts.append(expr + (" DESC" if item.descending else " ASC") + " NULLS LAST")
 
     joins: list[str] = []
     join_params: list[object] = []

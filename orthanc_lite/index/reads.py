@@ -176,14 +176,30 @@ def lookup_identifier(conn: sqlite3.Connection, value: str) -> list[tuple[Resour
     return out
 
 
-def get_changes(conn: sqlite3.Connection, since: int, limit: int) -> tuple[list[Change], bool, int]:
-    """Changes with seq > since (limit+1 fetched to compute Done), and the last seq of the log."""
-    rows = conn.execute(
-        "SELECT c.seq, c.change_type, c.resource_type, r.public_id, c.date FROM changes c "
-        "JOIN resources r ON r.internal_id=c.internal_id WHERE c.seq>? ORDER BY c.seq LIMIT ?",
-        (since, limit + 1)).fetchall()
+_CHANGE_COLUMNS = ("SELECT c.seq, c.change_type, c.resource_type, r.public_id, c.date FROM changes c "
+                   "JOIN resources r ON r.internal_id=c.internal_id")
+
+
+def get_changes(conn: sqlite3.Connection, since: int, limit: int, to: int | None = None,
+                types: tuple[ChangeType, ...] = ()) -> tuple[list[Change], bool, int]:
+    """Changes with since < seq (<= to), of the given types if any (limit+1 fetched to compute Done), and the last
+    seq ever allocated. With `to` and no `since`, the page is the last `limit` changes up to `to`, so that clients
+    browse the log backwards with to=First-1 (ExtendedChanges)."""
+    where, params = ["c.seq>?"], [since]
+    if to is not None:
+        where.append("c.seq<=?")
+        params.append(to)
+    if types:
+        where.append(f"c.change_type IN ({','.join('?' * len(types))})")
+        params.extend(int(t) for t in types)
+    backwards = to is not None and since <= 0
+    sql = f"{_CHANGE_COLUMNS} WHERE {' AND '.join(where)} ORDER BY c.seq {'DESC' if backwards else 'ASC'} LIMIT ?"
+    rows = conn.execute(sql, (*params, limit + 1)).fetchall()
     done = len(rows) <= limit
-    changes = [Change(r[0], ChangeType(r[1]), ResourceLevel(r[2]), r[3], r[4]) for r in rows[:limit]]
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    changes = [Change(r[0], ChangeType(r[1]), ResourceLevel(r[2]), r[3], r[4]) for r in rows]
     return changes, done, last_change_seq(conn)
 
 
@@ -195,11 +211,10 @@ def last_change(conn: sqlite3.Connection) -> list[Change]:
 
 
 def last_change_seq(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT MAX(seq) FROM changes").fetchone()
-    if row and row[0] is not None:
-        return int(row[0])
-    # After DELETE /changes the log is empty but AUTOINCREMENT remembers: Orthanc reports 0 then.
-    return 0
+    """The last seq ever allocated, as Orthanc's GetLastChangeIndex: it survives the removal of the changes of
+    deleted resources and DELETE /changes (checked against Orthanc 1.10.1); 0 before the first change."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def get_exports(conn: sqlite3.Connection, since: int, limit: int) -> tuple[list[dict[str, object]], bool, int]:

@@ -120,8 +120,10 @@ class SqliteIndex:
     async def lookup_identifier(self, value: str) -> list[tuple[ResourceLevel, str]]:
         return await self.engine.read(functools.partial(reads.lookup_identifier, value=value))
 
-    async def changes(self, since: int, limit: int) -> tuple[list[Change], bool, int]:
-        return await self.engine.read(functools.partial(reads.get_changes, since=since, limit=limit))
+    async def changes(self, since: int, limit: int, to: int | None = None,
+                      types: tuple[ChangeType, ...] = ()) -> tuple[list[Change], bool, int]:
+        return await self.engine.read(functools.partial(reads.get_changes, since=since, limit=limit, to=to,
+                                                        types=types))
 
     async def last_change(self) -> tuple[list[Change], int]:
         def tx(conn: Any) -> tuple[list[Change], int]:

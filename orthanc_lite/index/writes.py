@@ -26,9 +26,10 @@ class NewInstance:
     tags: tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]  # per level, "gggg,eeee" -> value
     instance_metadata: dict[int, str]
     series_expected: int | None
-    index_in_series: int | None
+    index_in_series: str | None                      # the IndexInSeries metadata, verbatim
     attachment: tuple[str, int, int, int, str, str]  # uuid, compressed, uncompressed, compression, md5, cmd5
     now: str
+    series_metadata: dict[int, str] = field(default_factory=dict)  # written when the series is created
     overwrite: str = "Never"                         # Never, Always, IfChanged
     max_storage_bytes: int = 0
     max_patients: int = 0
@@ -84,8 +85,12 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
             if row is not None and row[0] == new.attachment[4]:
                 out.already_stored = True
                 return out
-        # Overwrite: drop the old instance (not its parents) before storing the new one.
+        # Overwrite: delete the old instance as DELETE would, with the ancestors it leaves empty (Orthanc's
+        # ResourceDeleted trigger): their metadata, labels and changes go too, so re-uploading the only
+        # instance of a study replaces its StableStudy change by a new one (test_overwrite_generates_stable_study).
+        old_parent = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (existing,)).fetchone()[0]
         removed, delta = _delete_subtree(conn, existing)
+        _prune_empty_ancestors(conn, old_parent)
         out.removed_uuids.extend(removed)
         out.delta_bytes += delta
 
@@ -123,9 +128,12 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
     patient_internal, study_internal, series_internal, instance_internal = internal_ids
     metadata_rows.extend((instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items())
     if new.index_in_series is not None:
-        metadata_rows.append((instance_internal, int(MetadataType.IndexInSeries), str(new.index_in_series)))
-    if ResourceLevel.SERIES in out.new_levels and new.series_expected is not None:
-        metadata_rows.append((series_internal, int(MetadataType.ExpectedNumberOfInstances), str(new.series_expected)))
+        metadata_rows.append((instance_internal, int(MetadataType.IndexInSeries), new.index_in_series))
+    if ResourceLevel.SERIES in out.new_levels:
+        if new.series_expected is not None:
+            metadata_rows.append((series_internal, int(MetadataType.ExpectedNumberOfInstances),
+                                  str(new.series_expected)))
+        metadata_rows.extend((series_internal, mtype, value) for mtype, value in new.series_metadata.items())
     metadata_rows.extend((internal, int(MetadataType.LastUpdate), new.now)
                          for internal in (patient_internal, study_internal, series_internal))
     # One statement per table whatever the row count: each statement is a GIL release and re-acquisition,
@@ -175,7 +183,7 @@ def _internal_ids(conn: sqlite3.Connection, public_ids: tuple[str, ...]) -> dict
                              public_ids).fetchall())
 
 
-def _series_just_completed(conn: sqlite3.Connection, series_internal: int, index: int | None) -> bool:
+def _series_just_completed(conn: sqlite3.Connection, series_internal: int, index: str | None) -> bool:
     row = conn.execute("SELECT value FROM metadata WHERE id=? AND type=?",
                        (series_internal, int(MetadataType.ExpectedNumberOfInstances))).fetchone()
     if row is None or index is None:
@@ -259,25 +267,29 @@ def delete_resource(conn: sqlite3.Connection, public_id: str, level: ResourceLev
     if row is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
     removed, delta = _delete_subtree(conn, int(row[0]))
-    parent = row[1]
+    survivor = _prune_empty_ancestors(conn, row[1])
     remaining: tuple[ResourceLevel, str] | None = None
-    while parent is not None:
-        prow = conn.execute("SELECT level, public_id, parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
-        if prow is None:
-            break
-        has_child = conn.execute("SELECT 1 FROM resources WHERE parent_id=? LIMIT 1", (parent,)).fetchone()
-        if has_child is not None:
-            remaining = (ResourceLevel(prow[0]), prow[1])
-            # The ancestors of a deleted resource get a new LastUpdate.
-            anc: int | None = parent
-            while anc is not None:
-                _set_metadata(conn, anc, MetadataType.LastUpdate, now)
-                nxt = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (anc,)).fetchone()
-                anc = nxt[0] if nxt else None
-            break
-        conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
-        parent = prow[2]
+    if survivor is not None:
+        srow = conn.execute("SELECT level, public_id FROM resources WHERE internal_id=?", (survivor,)).fetchone()
+        remaining = (ResourceLevel(srow[0]), srow[1])
+        # The ancestors of a deleted resource get a new LastUpdate.
+        anc: int | None = survivor
+        while anc is not None:
+            _set_metadata(conn, anc, MetadataType.LastUpdate, now)
+            nxt = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (anc,)).fetchone()
+            anc = nxt[0] if nxt else None
     return DeleteOutcome(remaining, removed, delta)
+
+
+def _prune_empty_ancestors(conn: sqlite3.Connection, parent: int | None) -> int | None:
+    """Delete `parent` and its ancestors while they have no child left; return the first one that remains."""
+    while parent is not None:
+        if conn.execute("SELECT 1 FROM resources WHERE parent_id=? LIMIT 1", (parent,)).fetchone() is not None:
+            return parent
+        prow = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
+        conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
+        parent = prow[0] if prow else None
+    return None
 
 
 def log_change(conn: sqlite3.Connection, change: ChangeType, public_id: str, now: str) -> RawChange | None:
@@ -332,13 +344,7 @@ def remove_orphan_rows(conn: sqlite3.Connection, instance_ids: list[int], attach
     for internal in instance_ids:
         row = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (internal,)).fetchone()
         conn.execute("DELETE FROM resources WHERE internal_id=?", (internal,))
-        parent = row[0] if row else None
-        while parent is not None:
-            if conn.execute("SELECT 1 FROM resources WHERE parent_id=? LIMIT 1", (parent,)).fetchone():
-                break
-            prow = conn.execute("SELECT parent_id FROM resources WHERE internal_id=?", (parent,)).fetchone()
-            conn.execute("DELETE FROM resources WHERE internal_id=?", (parent,))
-            parent = prow[0] if prow else None
+        _prune_empty_ancestors(conn, row[0] if row else None)
 
 
 # --- Metadata, attachments and labels of one resource (used by services/metadata.py) -------------

@@ -116,7 +116,8 @@ async def _answer_content(request: web.Request, as_stored: bool) -> web.StreamRe
         start, end = bounds
         data = await md.read_attachment(ctx, info, as_stored, start, end + 1)
         headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{total}"
-        return web.Response(status=206, body=data, content_type=mime, headers=headers)
+        # A part of a file is no DICOM file: Orthanc answers any range as application/octet-stream.
+        return web.Response(status=206, body=data, content_type="application/octet-stream", headers=headers)
     if info.compression != md.COMPRESSION_NONE and not as_stored:
         return web.Response(body=await md.read_attachment(ctx, info), content_type=mime, headers=headers)
     # Stored as is: stream it in chunks, never the whole file in memory.
@@ -145,16 +146,13 @@ async def _answer_content(request: web.Request, as_stored: bool) -> web.StreamRe
 
 
 def _parse_range(header: str, total: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range as inclusive bounds; None when unsatisfiable."""
+    """A single `bytes=a-b` range as inclusive bounds, None when unsatisfiable. As Orthanc (>= 1.12.5), a missing
+    bound means the start or the end of the content: `bytes=-` is everything and `bytes=-131` is bytes 0 to 131
+    (not the last 131 bytes, as RFC 9110 would have it)."""
     match = _RANGE.fullmatch(header.strip())
-    if match is None or (not match[1] and not match[2]):
+    if match is None or total == 0:
         return None
-    if not match[1]:
-        suffix = int(match[2])
-        if suffix == 0 or total == 0:
-            return None
-        return max(0, total - suffix), total - 1
-    start = int(match[1])
+    start = int(match[1]) if match[1] else 0
     end = int(match[2]) if match[2] else total - 1
     if start >= total or end < start:
         return None

@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import web
 
 from ..errors import ErrorCode, OrthancError
-from .helpers import ctx_of, int_arg, json_response, text_response
+from ..model import ChangeType
+from .helpers import ctx_of, json_response, text_response
 
 routes = web.RouteTableDef()
 
+DEFAULT_LIMIT: Final = 100
 
-def _paging(request: web.Request) -> tuple[int, int]:
-    if "to" in request.query or "type" in request.query:
-        raise OrthancError(ErrorCode.ParameterOutOfRange, "\"to\" and \"type\" need the ExtendedChanges capability")
-    limit = int_arg(request, "limit", 100)
-    return int_arg(request, "since", 0), limit
+
+def _paging(request: web.Request) -> tuple[int, int | None, int]:
+    """since, to (None when absent) and limit. As Orthanc, a value that is not a number resets all three to
+    their defaults rather than failing."""
+    query = request.query
+    try:
+        since = int(query.get("since", "0"))
+        to = int(query["to"]) if "to" in query else None
+        limit = int(query.get("limit", str(DEFAULT_LIMIT)))
+    except ValueError:
+        return 0, None, DEFAULT_LIMIT
+    if limit < 0:
+        return 0, None, DEFAULT_LIMIT
+    return since, (None if to is not None and to < 0 else to), limit
+
+
+def _change_types(request: web.Request) -> tuple[ChangeType, ...]:
+    """?type=A;B (ExtendedChanges); "all" or "All" means no filter, an unknown name is a 400."""
+    text = request.query.get("type", "all")
+    if text in ("all", "All"):
+        return ()
+    out: list[ChangeType] = []
+    for name in text.split(";"):
+        try:
+            out.append(ChangeType[name])
+        except KeyError:
+            raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown change type: {name}") from None
+    return tuple(dict.fromkeys(out))
 
 
 @routes.get("/changes")
 async def get_changes(request: web.Request) -> web.Response:
-    """The changes log: ?since (exclusive), ?limit (default 100), ?last."""
+    """The changes log: ?since (exclusive), ?to (inclusive), ?type=A;B, ?limit (default 100), ?last."""
     ctx = ctx_of(request)
+    types = _change_types(request)
     if "last" in request.query:
         changes, last = await ctx.index.last_change()
         done = True
     else:
-        since, limit = _paging(request)
-        changes, done, last = await ctx.index.changes(since, limit)
+        since, to, limit = _paging(request)
+        changes, done, last = await ctx.index.changes(since, limit, to, types)
     body: dict[str, object] = {"Changes": [c.to_json() for c in changes], "Done": done,
                                "Last": changes[-1].seq if changes else last}
     if changes:
@@ -45,7 +73,7 @@ async def delete_changes(request: web.Request) -> web.Response:
 async def get_exports(request: web.Request) -> web.Response:
     """Resources sent to modalities and peers (when LogExportedResources)."""
     ctx = ctx_of(request)
-    since, limit = _paging(request)
+    since, _, limit = _paging(request)  # Orthanc parses "to" here too, and ignores it
     if "last" in request.query:
         since, limit = 0, 1 << 30
     exports, done, last = await ctx.index.exports(since, limit)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..dicom.dicom_json import simplify_json
 from ..dicom.matching import (
+    COMPUTED_TAGS,
     IndexQuery,
     LabelsConstraint,
     MetadataConstraint,
@@ -23,6 +24,7 @@ from ..dicom.matching import (
     parse_tag,
     rest_constraint,
 )
+from ..dicom.tags import IDENTIFIER_TAGS
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services import find as find_service
@@ -37,6 +39,7 @@ RESPONSE_CONTENT: Final = frozenset({"MainDicomTags", "Metadata", "Children", "P
                                      "Status", "IsStable", "IsProtected"})
 _PARENT_KEYS: Final = (("ParentPatient", ResourceLevel.PATIENT), ("ParentStudy", ResourceLevel.STUDY),
                        ("ParentSeries", ResourceLevel.SERIES))
+_IDENTIFIERS: Final = frozenset(tag for tags in IDENTIFIER_TAGS.values() for tag in tags)
 _ORDER_TYPES: Final = {
     "DicomTag": (True, OrderCast.STRING), "DicomTagAsInt": (True, OrderCast.INT),
     "DicomTagAsFloat": (True, OrderCast.FLOAT), "Metadata": (False, OrderCast.STRING),
@@ -200,6 +203,10 @@ class ParsedFind:
                                 order_by=tuple(order_by), since=since, limit=limit)
         if since and self.query.needs_files:
             raise _bad("\"Since\" is not supported when the query involves tags that are not stored in the database")
+        if since and case_sensitive and any(c.tag in _IDENTIFIERS for c in constraints):
+            # Orthanc keeps identifiers upper-cased (DicomIdentifiers): a case-sensitive match on them is checked
+            # after the database lookup, which paging cannot follow (test_rest_find).
+            raise _bad("\"CaseSensitive\" cannot be combined with \"Since\" when filtering on identifier tags")
 
     @property
     def objects(self) -> bool:
@@ -249,7 +256,10 @@ def format_answer(ctx: ServerContext, answer: find_service.FindAnswer, parsed: P
                                    "UncompressedMD5": a.uncompressed_md5, "CompressedMD5": a.compressed_md5}
                                   for a in answer.attachments]
     if parsed.requested:
-        nodes = {find_service.key_of(tag): node for tag, node in answer.tags.items() if node is not None}
+        # A computed tag of another level (NumberOfStudyRelatedInstances on a series...) is left out, as Orthanc
+        # never computes it there (test_requested_tags); other absent tags are null.
+        nodes = {find_service.key_of(tag): node for tag, node in answer.tags.items()
+                 if node is not None and (tag not in COMPUTED_TAGS or parsed.level in COMPUTED_TAGS[tag][1])}
         out["RequestedTags"] = nodes if parsed.format == "full" else simplify_json(nodes, parsed.format)
     return out
 

@@ -11,9 +11,11 @@ import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Final
 
 from ..dicom.parse import ParsedInstance, parse_instance
+from ..dicom.transcode import transcode_file
+from ..errors import OrthancError
 from ..index.writes import NewInstance
 from ..model import ChangeType, MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
 from ..storage.base import StoredFile, unlink_quietly
@@ -36,7 +38,31 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> Stored
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
+    transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
+    if transcoded is not None:
+        parsed, data = transcoded
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
+    return _index_sync(ctx, parsed, stored, make_durable, origin)
+
+
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+    """`store_bytes` up to the commit, for a worker thread; the caller then runs `announce()` on the loop."""
+    return _store_bytes_sync(ctx, data, origin)
+
+
+def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
+                          md5: str | None = None) -> StoredInstance:
+    """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
+    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes):
+        stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
+    else:
+        try:
+            stored, make_durable = ctx.storage.adopt_file(source, str(uuidlib.uuid4()), md5, compress)
+        except BaseException:
+            unlink_quietly(source)
+            raise
     return _index_sync(ctx, parsed, stored, make_durable, origin)
 
 
@@ -46,12 +72,43 @@ def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str 
     try:
         with ctx.executors.cpu_turn:
             parsed = parse_instance(path, ctx.default_encoding)
+        transcoded = _ingest_transcoding(ctx, parsed, path)
+        if transcoded is not None:
+            parsed, data = transcoded
+            with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
+                f.write(data)
+            md5 = None
         stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
                                                       bool(ctx.settings.StorageCompression))
     except BaseException:
         unlink_quietly(path)
         raise
     return _index_sync(ctx, parsed, stored, make_durable, origin)
+
+
+_UNCOMPRESSED: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+
+
+def _ingest_transcoding(ctx: ServerContext, parsed: ParsedInstance,
+                        source: bytes | str) -> tuple[ParsedInstance, bytes] | None:
+    """IngestTranscoding (ServerContext::TranscodeAndStore): convert a received instance before it is stored,
+    as IngestTranscodingOfCompressed / IngestTranscodingOfUncompressed allow. When the conversion fails the
+    original is stored, as Orthanc does. A lossy target gives a new SOPInstanceUID, hence new IDs."""
+    settings = ctx.settings
+    target = settings.IngestTranscoding
+    if not target or parsed.transfer_syntax == target:
+        return None
+    allowed = settings.IngestTranscodingOfUncompressed if parsed.transfer_syntax in _UNCOMPRESSED \
+        else settings.IngestTranscodingOfCompressed
+    if not allowed:
+        return None
+    try:
+        data = transcode_file(source, target, int(settings.DicomLossyTranscodingQuality))
+        return parse_instance(data, ctx.default_encoding), data
+    except OrthancError as exc:
+        logger.warning("Cannot transcode instance %s to %s, storing it as received: %s",
+                       parsed.instance_public_id, target, exc.details or exc.code.description)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +138,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
         instance_metadata=_instance_metadata(parsed, origin, now),
         series_expected=parsed.expected_instances,
         index_in_series=parsed.index_in_series,
+        series_metadata=_series_metadata(parsed, origin),
         attachment=(stored.uuid, stored.compressed_size, stored.uncompressed_size, 2 if stored.compressed else 1,
                     stored.uncompressed_md5 if md5_kept else "", stored.compressed_md5 if md5_kept else ""),
         now=now,
@@ -123,8 +181,9 @@ def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict
         MetadataType.ReceptionDate: now,
         MetadataType.Origin: origin.kind,
         MetadataType.TransferSyntax: parsed.transfer_syntax,
-        MetadataType.SopClassUid: parsed.sop_class_uid,
     }
+    if parsed.sop_class_uid is not None:
+        meta[MetadataType.SopClassUid] = parsed.sop_class_uid
     if origin.remote_aet is not None:
         meta[MetadataType.RemoteAET] = origin.remote_aet
     if origin.called_aet is not None:
@@ -138,4 +197,12 @@ def _instance_metadata(parsed: ParsedInstance, origin: Origin, now: str) -> dict
     if parsed.pixel_data_vr is not None:
         meta[MetadataType.PixelDataVR] = parsed.pixel_data_vr
     return {int(k): v for k, v in meta.items()}
+
+
+def _series_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
+    """Written when the series is created: RemoteAET ("" over REST, since Orthanc 1.9.0) and the main sequences."""
+    meta = {int(MetadataType.RemoteAET): origin.remote_aet or ""}
+    if parsed.main_sequences is not None:
+        meta[int(MetadataType.MainDicomSequences)] = parsed.main_sequences
+    return meta
 

@@ -63,7 +63,7 @@ def test_starts_on_free_ports_and_answers_system(tmp_path: pathlib.Path) -> None
         assert isinstance(system, dict)
         assert system["Name"] == "CliTest"
         assert system["HttpPort"] == proc.http_port
-        assert system["Version"] == "1.12.6"
+        assert system["Version"] == "1.13.0"
         answer = _post(proc.url + "/instances", make_instance("CLI"))
         assert answer["Status"] == "Success"
         assert _get_json(proc.url + "/patients") == [answer["ParentPatient"]]

@@ -10,7 +10,7 @@ import pathlib
 import pytest
 
 from orthanc_lite import config
-from orthanc_lite.config import ConfigError, Modality, Peer, Settings, load
+from orthanc_lite.config import ConfigError, Modality, Peer, Settings, check_startup_security, load
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -367,9 +367,9 @@ def test_authentication_follows_remote_access_when_unset(
     assert not warnings.records
     s = load_text(tmp_path, '{ "AuthenticationEnabled" : true }')
     assert s.authentication_enabled is True
-    # Orthanc 1.12 starts in both cases below, with a warning (1.13 refuses the first one).
-    load_text(tmp_path, '{ "RemoteAccessAllowed" : true }')
-    assert "RegisteredUsers is empty" in warnings.text
+    # Orthanc 1.13 refuses to start in the first case below, and starts with a warning in the second one.
+    with pytest.raises(ConfigError, match="RegisteredUsers"):
+        check_startup_security(load_text(tmp_path, '{ "RemoteAccessAllowed" : true }'))
     s = load_text(tmp_path, '{ "RemoteAccessAllowed" : true, "AuthenticationEnabled" : false }')
     assert s.authentication_enabled is False and not s.is_http_server_secure
     assert "POSSIBLY INSECURE" in warnings.text
@@ -404,7 +404,7 @@ def test_documented_configuration_loads_to_the_defaults(warnings: pytest.LogCapt
     assert load(ROOT / "configuration.json", environ={}) == load(None)
     assert not warnings.records
     # Once comments are removed it is strict JSON (no trailing comma), so real Orthanc reads it too.
-    text = config._preprocess(config.render_documented_configuration(), {}, "configuration.json")
+    text = config.loader._preprocess(config.render_documented_configuration(), {}, "configuration.json")
     assert set(json.loads(text)) <= {option.name for option in config.OPTIONS}
 
 
