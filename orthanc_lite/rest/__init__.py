@@ -6,10 +6,12 @@ from typing import Final
 
 from aiohttp import web
 
-from . import (attachments, changes, find, images, jobs, metadata, modalities, modality_ops, resources, system, tags,
+from . import (attachments, changes, find, images, jobs, metadata, modalities, modality_ops, peer_ops,
+               resources, system, tags,
                upload_form)
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modality_ops)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modality_ops,
+                   peer_ops)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
