@@ -48,11 +48,10 @@ def _instances_under(conn: sqlite3.Connection, internal_id: int) -> list[Outgoin
 
 def resolve(conn: sqlite3.Connection, public_ids: list[str]) -> tuple[list[ExportedResource], list[OutgoingInstance],
                                                                         list[str]]:
-    """(the resources found, the instances under them without duplicates, the unknown IDs)."""
+    """(the resources found, the instances under each of them in order, the unknown IDs)."""
     found: list[ExportedResource] = []
     instances: list[OutgoingInstance] = []
     unknown: list[str] = []
-    seen: set[str] = set()
     for public_id in public_ids:
         row = conn.execute("SELECT internal_id, level FROM resources WHERE public_id=?", (public_id,)).fetchone()
         if row is None:
@@ -60,10 +59,8 @@ def resolve(conn: sqlite3.Connection, public_ids: list[str]) -> tuple[list[Expor
             continue
         level = ResourceLevel(row[1])
         found.append(ExportedResource(public_id, level, _uids(conn, int(row[0]), level)))
-        for instance in _instances_under(conn, int(row[0])):
-            if instance.public_id not in seen:
-                seen.add(instance.public_id)
-                instances.append(instance)
+        # No de-duplication: Orthanc sends (and counts) an instance once per requested resource holding it.
+        instances.extend(_instances_under(conn, int(row[0])))
     return found, instances, unknown
 
 

@@ -72,6 +72,11 @@ class DicomModalityStoreJob(Job):
         if self._endpoint is None:
             self._endpoint = endpoint_for(ctx, self.modality, self.local_aet, self.timeout)
         public_id = self.instances[self.position]
+        if public_id not in self._outgoing:  # deleted after the job was submitted: skipped, as Orthanc does
+            logger.warning("An instance was removed after the job was issued: %s", public_id)
+            self.failed.append(public_id)
+            self.position += 1
+            return StepResult.CONTINUE
         try:
             await self._send(ctx, public_id)
         except asyncio.CancelledError:
@@ -91,9 +96,7 @@ class DicomModalityStoreJob(Job):
 
     async def _send(self, ctx: ServerContext, public_id: str) -> None:
         assert self._outgoing is not None and self._endpoint is not None
-        instance = self._outgoing.get(public_id)
-        if instance is None:  # deleted after the job was submitted
-            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+        instance = self._outgoing[public_id]
         if self._assoc is None or not self._assoc.is_established:
             pairs = [(i.sop_class, i.transfer_syntax) for i in self._outgoing.values()]
             self._holder = {}

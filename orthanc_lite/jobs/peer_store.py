@@ -59,6 +59,11 @@ class OrthancPeerStoreJob(Job):
         if self._outgoing is None:
             self._outgoing = await sending.instances_by_id(ctx, self.instances)
         public_id = self.instances[self.position]
+        if public_id not in self._outgoing:  # deleted after the job was submitted: skipped, as Orthanc does
+            logger.warning("An instance was removed after the job was issued: %s", public_id)
+            self.failed.append(public_id)
+            self.position += 1
+            return StepResult.CONTINUE
         try:
             await self._send(ctx, public_id)
         except asyncio.CancelledError:
@@ -76,9 +81,7 @@ class OrthancPeerStoreJob(Job):
 
     async def _body(self, ctx: ServerContext, public_id: str) -> bytes:
         assert self._outgoing is not None
-        instance = self._outgoing.get(public_id)
-        if instance is None:  # deleted after the job was submitted
-            raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+        instance = self._outgoing[public_id]
         if self.transcode and instance.transfer_syntax != self.transcode:
             data = await pixels.transcoded_file(ctx, public_id, self.transcode)
         else:
@@ -121,8 +124,9 @@ class OrthancPeerStoreJob(Job):
             "InstancesCount": len(self.instances),
             "FailedInstancesCount": len(self.failed),
             "Peer": peer_summary(self.peer),
-            "Compress": "gzip" if self.compress else "none",
+            "Compress": self.compress,
             "Size": str(self.size),
+            "SizeMB": self.size // (1024 * 1024),
         }
         if self.parents:
             out["ParentResources"] = sorted(set(self.parents))

@@ -38,7 +38,7 @@ async def peer_store(request: web.Request) -> web.Response:
     name, peer = _peer(request)
     transcode = string_field(options, "Transcode")
     if transcode is not None and not transcode.startswith(_KNOWN_SYNTAX_PREFIX):
-        raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown transfer syntax: {transcode}")
+        raise OrthancError(ErrorCode.BadFileFormat, f"Unknown transfer syntax UID: {transcode}")
     job = OrthancPeerStoreJob(name, peer, [i.public_id for i in instances], [r.public_id for r in resources],
                               compress=bool_field(options, "Compress"), transcode=transcode,
                               permissive=bool_field(options, "Permissive"))

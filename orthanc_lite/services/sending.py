@@ -63,7 +63,7 @@ def parse_export_request(raw: bytes) -> tuple[list[str], dict[str, Any]]:
 
 
 async def resolve(ctx: ServerContext, public_ids: list[str]) -> tuple[list[ExportedResource], list[OutgoingInstance]]:
-    """The resources and every instance under them (in order, without duplicates); an unknown ID is a 404."""
+    """The resources and the instances under each of them (in order); an unknown ID is a 404."""
     found, instances, unknown = await ctx.index.resolve_for_sending(public_ids)
     if unknown:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {unknown[0]}")

@@ -45,7 +45,7 @@ async def test_store_to_peer(server: orthanc_lite.Server, http: aiohttp.ClientSe
     size = int(answer.pop("Size"))
     assert size > 3 * 1000
     assert answer == {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": 3,
-                      "ParentResources": [study], "Compress": "none", "Peer": (await call(
+                      "ParentResources": [study], "Compress": False, "SizeMB": 0, "Peer": (await call(
                           http, "GET", "/peers/second/configuration"))[1]}
     assert sorted((await call(http2, "GET", "/instances"))[1]) == sorted(s["ID"] for s in stored[:3])
 
@@ -54,7 +54,7 @@ async def test_store_to_peer(server: orthanc_lite.Server, http: aiohttp.ClientSe
                                 {"Resources": [stored[3]["ID"]], "Compress": True, "Asynchronous": True})
     info = await wait_job(http, answer["ID"])
     assert info["State"] == "Success" and info["Type"] == "OrthancPeerStore"
-    assert info["Content"]["Compress"] == "gzip" and 0 < int(info["Content"]["Size"])
+    assert info["Content"]["Compress"] is True and 0 < int(info["Content"]["Size"])
     assert stored[3]["ID"] in (await call(http2, "GET", "/instances"))[1]
 
     # store-straight: the peer's answer comes back, nothing is stored here
