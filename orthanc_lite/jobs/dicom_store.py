@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Modality
 from ..dimse import store_scu
-from ..errors import ErrorCode, OrthancError
+from ..errors import OrthancError
 from ..services import sending
 from .base import Job, StepResult, register_job
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from ..config import Peer
-from ..errors import ErrorCode, OrthancError
+from ..errors import OrthancError
 from ..services import pixels, sending
 from ..services.modalities import public_peer
 from ..webclient.session import check_status, join_url, network_error, open_session, proxy_of
