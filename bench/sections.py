@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11), bench/pixels.py (issue 10: preview, transcoding)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "sending")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11), bench/pixels.py (issue 10: preview, transcoding), bench/sending.py (issue 9: C-STORE SCU, peers)
 
 
 @dataclass(frozen=True)
