@@ -48,6 +48,15 @@ def bool_field(body: dict[str, Any], key: str, default: bool = False) -> bool:
     return bool(body[key])
 
 
+def known_modality(request: web.Request) -> Modality:
+    """The modality named in the URL (the operations word the 404 as Orthanc's MyGetModalityUsingSymbolicName)."""
+    name = request.match_info["name"]
+    found = ctx_of(request).registry.modalities.get(name)
+    if found is None:
+        raise OrthancError(ErrorCode.InexistentItem, f"No modality with symbolic name: {name}")
+    return found
+
+
 async def _json_or_empty(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
@@ -70,7 +79,7 @@ async def _echo(request: web.Request, modality: Modality, body: Any) -> web.Resp
 @routes.post("/modalities/{name}/echo")
 async def modality_echo(request: web.Request) -> web.Response:
     """C-ECHO SCU against a known modality ("Timeout" in seconds; 0 = none)."""
-    modality = ctx_of(request).registry.modality(request.match_info["name"])
+    modality = known_modality(request)
     return await _echo(request, modality, await _json_or_empty(request))
 
 
@@ -94,7 +103,7 @@ async def modality_store(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     ids, options = sending.parse_export_request(await request.read())
     resources, instances = await sending.resolve(ctx, ids)
-    modality = ctx.registry.modality(name)
+    modality = known_modality(request)
     local_aet = string_field(options, "LocalAet") or str(ctx.settings.DicomAet)
     originator_id = options.get("MoveOriginatorID", 0)
     if isinstance(originator_id, bool) or not isinstance(originator_id, int) or not 0 <= originator_id < 65536:
@@ -114,7 +123,7 @@ async def modality_store(request: web.Request) -> web.Response:
 async def modality_store_straight(request: web.Request) -> web.Response:
     """C-STORE SCU of the DICOM file in the body, without storing it locally."""
     ctx = ctx_of(request)
-    modality = ctx.registry.modality(request.match_info["name"])
+    modality = known_modality(request)
     body = await receive_body(ctx, request.content, max_body_bytes(ctx), memory_limit=1 << 62)
     assert isinstance(body, bytes)
     endpoint = endpoint_for(ctx, modality, None, scu_timeout(ctx, modality))
