@@ -20,8 +20,8 @@ from pynetdicom.association import Association
 from ..config import Modality
 from ..errors import ErrorCode, OrthancError
 from . import policy
-from .handlers import set_nodelay
 from .scu import adapt_to_contexts, storage_contexts
+from .sockets import set_nodelay
 
 logger = logging.getLogger(__name__)
 
