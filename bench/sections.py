@@ -20,7 +20,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "sending")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11), bench/pixels.py (issue 10: preview, transcoding), bench/sending.py (issue 9: C-STORE SCU, peers)
+# bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
+# bench/pixels.py, bench/modify.py (issue 12: anonymization), bench/archive.py (issue 10: ZIP MB/s),
+# bench/sending.py (issue 9: C-STORE SCU and peer stores)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "sending")
 
 
 @dataclass(frozen=True)

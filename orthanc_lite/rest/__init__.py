@@ -6,15 +6,15 @@ from typing import Final
 
 from aiohttp import web
 
-from . import (attachments, changes, find, images, jobs, metadata, modalities, modality_ops, peer_ops,
-               resources, system, tags,
-               upload_form)
+from . import (archive, attachments, changes, find, images, jobs, metadata, modalities, modality_ops, modify,
+               peer_ops, resources, system, tags, upload_form)
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modality_ops,
-                   peer_ops)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify, archive,
+                  modality_ops, peer_ops)
 
 # POST routes that only read: kept in ReadOnly mode.
-READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
+READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup",
+                                     "/tools/create-archive", "/tools/create-media", "/tools/create-media-extended"})
 
 
 def setup_routes(app: web.Application, read_only: bool = False) -> None:

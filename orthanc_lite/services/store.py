@@ -29,12 +29,20 @@ async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreR
     return announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
 
 
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
+                         extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+    """`store_bytes` up to the commit, for a worker thread; `extra_metadata` = (level, type, value) rows to set on
+    the instance or its parents (ModifiedFrom, AnonymizedFrom). The caller then runs `announce()` on the loop."""
+    return _store_bytes_sync(ctx, data, origin, extra_metadata)
+
+
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
+                      extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
     with ctx.executors.cpu_turn:
         parsed = parse_instance(data, ctx.default_encoding)
@@ -42,19 +50,22 @@ def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> Stored
     if transcoded is not None:
         parsed, data = transcoded
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
-
-
-def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
-    """`store_bytes` up to the commit, for a worker thread; the caller then runs `announce()` on the loop."""
-    return _store_bytes_sync(ctx, data, origin)
+    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
-                          md5: str | None = None) -> StoredInstance:
+                          md5: str | None = None,
+                          extra_metadata: tuple[tuple[int, int, str], ...] = (),
+                          ingest_transcoding: bool = False) -> StoredInstance:
     """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
-    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    (STOW-RS reads the UIDs first; a modification just wrote the dataset): no second parse. A file path is
+    consumed. `extra_metadata` as for store_bytes_blocking; `ingest_transcoding` applies IngestTranscoding to
+    bytes (a modification without its own Transcode, as Orthanc's ResourceModificationJob)."""
     compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes) and ingest_transcoding:
+        transcoded = _ingest_transcoding(ctx, parsed, source)
+        if transcoded is not None:
+            parsed, source = transcoded
     if isinstance(source, bytes):
         stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
     else:
@@ -63,7 +74,7 @@ def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: Parse
         except BaseException:
             unlink_quietly(source)
             raise
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
@@ -123,7 +134,7 @@ class StoredInstance:
 
 
 def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, make_durable: Callable[[], None],
-                origin: Origin) -> StoredInstance:
+                origin: Origin, extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
     fsync (`make_durable`, about as long as the index statements) runs beside them; the commit waits for it, so
     no committed row ever points at a file that a power cut could lose."""
@@ -146,6 +157,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, 
         max_storage_bytes=int(settings.MaximumStorageSize) * 1024 * 1024,
         max_patients=int(settings.MaximumPatientCount),
         reject_when_full=settings.MaximumStorageMode == "Reject",
+        parent_metadata=extra_metadata,
     )
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)
