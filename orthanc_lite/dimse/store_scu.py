@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Statuses Orthanc's DicomStoreUserConnection takes as a success (warnings included).
 STORE_SUCCESS: Final = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+WAKE_FOR_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +149,23 @@ def release(assoc: Association) -> None:
         abort(assoc)
 
 
-def abort(assoc: Association) -> None:
-    """A-ABORT without waiting: safe from the loop thread, unblocks the thread waiting in a DIMSE call."""
+def abort(assoc: Association, waiting: threading.Event | None = None) -> None:
+    """A-ABORT without waiting: safe from the loop thread. `waiting` is set while a thread waits in a DIMSE call
+    on this association: it is woken up (see _wake)."""
     try:
         assoc.abort(block=False)  # no-op once released or aborted; also valid while negotiating
     except Exception:  # noqa: BLE001 - already gone
         logger.debug("Abort failed", exc_info=True)
-    # A local abort does not wake a thread waiting for a DIMSE response (only a peer's abort does, and
-    # with no DIMSE timeout it would wait forever): hand it the "association gone" marker pynetdicom uses.
     assoc.dimse.msg_queue.put((None, None))
+    if waiting is not None and waiting.is_set():
+        threading.Thread(target=_wake, args=(assoc, waiting), name="scu-wake", daemon=True).start()
+
+
+def _wake(assoc: Association, waiting: threading.Event) -> None:
+    """A local abort does not wake a thread waiting for a DIMSE response (only a peer's abort does, and with no
+    DIMSE timeout it would wait forever). pynetdicom's "association gone" marker (None, None) does, but the
+    association's reactor, restarted by the abort, may take it first: hand it over until the waiter is gone."""
+    deadline = time.monotonic() + WAKE_FOR_S
+    while waiting.is_set() and time.monotonic() < deadline:
+        assoc.dimse.msg_queue.put((None, None))
+        time.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..config import Modality
@@ -61,6 +62,7 @@ class DicomModalityStoreJob(Job):
         self._assoc: Association | None = None
         self._holder: dict[str, Any] = {}
         self._endpoint: store_scu.Endpoint | None = None
+        self._in_dimse = threading.Event()  # set while a dimse thread sends on the association
 
     # --- the work ---------------------------------------------------------------------------------
     async def step(self, ctx: ServerContext) -> StepResult:
@@ -105,13 +107,17 @@ class DicomModalityStoreJob(Job):
 
     def _send_sync(self, ctx: ServerContext, assoc: Association, endpoint: store_scu.Endpoint,
                    instance: sending.OutgoingInstance) -> None:
-        data = sending.read_instance_sync(ctx, instance)
-        store_scu.store(assoc, endpoint, data, self.originator_aet, self.originator_id)
+        self._in_dimse.set()
+        try:
+            data = sending.read_instance_sync(ctx, instance)
+            store_scu.store(assoc, endpoint, data, self.originator_aet, self.originator_id)
+        finally:
+            self._in_dimse.clear()
 
     def _abort(self) -> None:
         for assoc in (self._assoc, self._holder.get("assoc")):
             if assoc is not None:
-                store_scu.abort(assoc)
+                store_scu.abort(assoc, self._in_dimse)
         self._assoc = None
         self._holder = {}
 
