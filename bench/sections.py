@@ -22,8 +22,8 @@ from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
 # bench/pixels.py, bench/modify.py (issue 12: anonymization), bench/archive.py (issue 10: ZIP MB/s),
-# bench/cmove.py (issue 9: C-MOVE from real Orthanc into orthanc_lite)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "cmove")
+# bench/sending.py (issue 9: C-STORE SCU and peer stores), bench/cmove.py (issue 9: C-MOVE from real Orthanc)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "sending", "cmove")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from ..services.store import announce, store_file_blocking
 from . import policy, queries, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
+from .sockets import set_nodelay
 from .worklists import WorklistSettings, find_worklists
 
 if TYPE_CHECKING:
@@ -39,17 +39,6 @@ logger = logging.getLogger(__name__)
 # Yielded instead of a dataset that cannot be read: pynetdicom counts any non-Dataset as a failed
 # sub-operation (an empty Dataset would be skipped without being counted).
 UNREADABLE = "unreadable instance"
-
-
-def set_nodelay(event: Event) -> None:
-    """EVT_CONN_OPEN: disable Nagle (without it a C-STORE round trip waits for the delayed ACK)."""
-    try:
-        assoc: Any = event.assoc
-        sock = assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (AttributeError, OSError):
-        logger.debug("Cannot set TCP_NODELAY", exc_info=True)
 
 
 @dataclass

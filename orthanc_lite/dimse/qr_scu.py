@@ -32,6 +32,7 @@ from ..dicom.query_map import (
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from . import policy
+from .sockets import set_nodelay
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,6 @@ class Handle:
 
 
 def _nodelay() -> list[Any]:
-    from .handlers import set_nodelay
-
     return [(evt.EVT_CONN_OPEN, set_nodelay)]
 
 

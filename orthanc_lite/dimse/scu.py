@@ -18,6 +18,7 @@ from pynetdicom.presentation import PresentationContext
 
 from ..config import Modality
 from . import policy, status
+from .sockets import set_nodelay
 
 if TYPE_CHECKING:
     from ..storage.filesystem import FilesystemStorage
@@ -30,8 +31,6 @@ MAX_CONTEXTS = 128
 
 
 def _nodelay_handlers() -> Any:
-    from .handlers import set_nodelay
-
     return [(evt.EVT_CONN_OPEN, set_nodelay)]
 
 

@@ -7,6 +7,7 @@ import pathlib
 import sys
 
 import aiohttp
+import pytest
 
 import orthanc_lite
 from tests.conftest import ROOT, testdata
@@ -57,3 +58,44 @@ async def test_query_retrieve_example(server: orthanc_lite.Server, http: aiohttp
         assert code == 0, out
         async with http.get("/patients") as resp:
             assert len(await resp.json()) == 2
+
+
+async def test_auto_forward_example(server: orthanc_lite.Server, http: aiohttp.ClientSession,
+                                    tmp_path: pathlib.Path) -> None:
+    """StableAge is 1 s in the test settings: the study becomes stable and is forwarded to storescp."""
+    from tests.data.make_samples import make_series
+    from tests.dimse.dimse_helpers import storescp
+
+    async with storescp(tmp_path / "forwarded", aet="PACS") as dest:
+        await http.put("/modalities/pacs", json=["PACS", "127.0.0.1", dest.port])
+        for data in make_series(2, patient_id="FWD"):
+            await http.post("/instances", data=data)
+        code, out = await _run("examples/auto_forward.py", "--url", server.url, "--modality", "pacs",
+                               "--since", "0", "--stop-after", "1")
+        assert code == 0, out
+        assert out.startswith("SENT") and "(2 instances) to pacs" in out, out
+        assert len(dest.files()) == 2
+
+
+@pytest.mark.orthanc
+async def test_auto_forward_example_with_real_orthanc(tmp_path: pathlib.Path) -> None:
+    from tests.data.make_samples import make_series
+    from tests.dimse.dimse_helpers import storescp
+    from tests.e2e.orthanc_peer import ORTHANC_AVAILABLE, SKIP_REASON, spawn_orthanc
+
+    if not ORTHANC_AVAILABLE:
+        pytest.skip(SKIP_REASON)
+    async with storescp(tmp_path / "forwarded", aet="PACS") as dest:
+        orthanc = await asyncio.to_thread(spawn_orthanc, tmp_path / "orthanc",
+                                          {"StableAge": 1, "DicomModalities": {"pacs": ["PACS", "127.0.0.1", dest.port]}})
+        try:
+            async with aiohttp.ClientSession() as http:
+                for data in make_series(3, patient_id="FWD"):
+                    await http.post(orthanc.url + "/instances", data=data)
+            code, out = await _run("examples/auto_forward.py", "--url", orthanc.url, "--modality", "pacs",
+                                   "--since", "0", "--stop-after", "1")
+            assert code == 0, out
+            assert "(3 instances) to pacs" in out, out
+            assert len(dest.files()) == 3
+        finally:
+            await asyncio.to_thread(orthanc.stop)
