@@ -63,11 +63,15 @@ class DicomModalityStoreJob(Job):
         self._holder: dict[str, Any] = {}
         self._endpoint: store_scu.Endpoint | None = None
         self._in_dimse = threading.Event()  # set while a dimse thread sends on the association
+        self.storage_commitment = False  # chain the C-STOREs with a storage commitment request
+        self.transaction_uid: str | None = None
 
     # --- the work ---------------------------------------------------------------------------------
     async def step(self, ctx: ServerContext) -> StepResult:
         if self.position >= len(self.instances):
             await self._close(ctx)
+            if self.storage_commitment and self.transaction_uid is None:
+                await self._request_commitment(ctx)
             return StepResult.SUCCESS
         if self._outgoing is None:
             self._outgoing = await sending.instances_by_id(ctx, self.instances)
@@ -126,6 +130,14 @@ class DicomModalityStoreJob(Job):
         if assoc is not None:
             await ctx.executors.run_dimse(store_scu.release, assoc)
 
+    async def _request_commitment(self, ctx: ServerContext) -> None:
+        """"StorageCommitment": true: ask the modality to commit what was sent (GET /storage-commitment/{uid})."""
+        from ..dimse.queries import commit_sent_instances
+
+        sent = [i for i in self.instances if i not in set(self.failed)]
+        self.transaction_uid = await commit_sent_instances(ctx, self.modality, sent, self.timeout or None,
+                                                           self.local_aet)
+
     async def on_finished(self, ctx: ServerContext, success: bool) -> None:
         await self._close(ctx)
 
@@ -147,6 +159,8 @@ class DicomModalityStoreJob(Job):
         if self.originator_id:
             out["MoveOriginatorAET"] = self.originator_aet or ""
             out["MoveOriginatorID"] = self.originator_id
+        if self.storage_commitment:
+            out["StorageCommitmentTransactionUID"] = self.transaction_uid
         return out
 
     def reset(self) -> None:
@@ -154,13 +168,15 @@ class DicomModalityStoreJob(Job):
         self.position = 0
         self.failed = []
         self._outgoing = None
+        self.transaction_uid = None
 
     def serialize(self) -> dict[str, Any]:
         return {"Remote": self.remote, "RemoteModality": self.modality.to_json(), "LocalAet": self.local_aet,
                 "Instances": self.instances, "ParentResources": self.parents, "Timeout": self.timeout,
                 "Permissive": self.permissive, "MoveOriginatorAet": self.originator_aet,
                 "MoveOriginatorID": self.originator_id, "Description": self.description,
-                "Position": self.position, "FailedInstances": self.failed}
+                "Position": self.position, "FailedInstances": self.failed,
+                "StorageCommitment": self.storage_commitment, "TransactionUID": self.transaction_uid}
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> Job:
@@ -169,4 +185,6 @@ class DicomModalityStoreJob(Job):
                   data.get("MoveOriginatorAet"), data.get("MoveOriginatorID"), data.get("Description", "REST API"))
         job.position = int(data.get("Position", 0))
         job.failed = list(data.get("FailedInstances", []))
+        job.storage_commitment = bool(data.get("StorageCommitment", False))
+        job.transaction_uid = data.get("TransactionUID")
         return job

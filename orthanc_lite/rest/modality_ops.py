@@ -109,12 +109,11 @@ async def modality_store(request: web.Request) -> web.Response:
     if isinstance(originator_id, bool) or not isinstance(originator_id, int) or not 0 <= originator_id < 65536:
         raise OrthancError(ErrorCode.ParameterOutOfRange, 'The field "MoveOriginatorID" must be in [0, 65535]')
     originator_aet = string_field(options, "MoveOriginatorAet") or str(ctx.settings.DicomAet)
-    if bool_field(options, "StorageCommitment"):
-        raise OrthancError(ErrorCode.NotImplemented, "Chaining C-STORE with storage commitment is not supported yet")
     job = DicomModalityStoreJob(
         name, modality, local_aet, [i.public_id for i in instances], [r.public_id for r in resources],
         scu_timeout(ctx, modality, unsigned_field(options, "Timeout")), bool_field(options, "Permissive"),
         originator_aet if originator_id else None, originator_id or None)
+    job.storage_commitment = bool_field(options, "StorageCommitment")  # New in Orthanc 1.6.0
     await sending.log_exports(ctx, resources, name)
     return await submit_job(request, job, options)
 

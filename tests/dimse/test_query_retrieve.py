@@ -417,3 +417,18 @@ async def test_commit_sent_instances_helper(pair: Pair) -> None:
     report = await _poll_report(pair.local, f"/storage-commitment/{uid}")
     assert report["Status"] == "Success" and len(report["Success"]) == 1
     assert reports(ctx).get(uid) is not None
+
+
+async def test_store_with_storage_commitment(pair: Pair) -> None:
+    """/modalities/{id}/store with "StorageCommitment": true: after the C-STOREs, the job asks the remote to commit
+    them; its Content names the transaction, whose report comes back from the remote."""
+    data = make_instance(patient_id="STORESC")
+    async with pair.local.post("/instances", data=data) as r:
+        stored = await r.json()
+    job = await _post(pair.local, "/modalities/remote/store", {"Resources": [stored["ParentStudy"]],
+                                                               "StorageCommitment": True})
+    assert job["InstancesCount"] == 1 and job["FailedInstancesCount"] == 0
+    uid = job["StorageCommitmentTransactionUID"]
+    report = await _poll_report(pair.local, f"/storage-commitment/{uid}")
+    assert report["Status"] == "Success" and report["RemoteAET"] == "REMOTE"
+    assert len(report["Success"]) == 1
