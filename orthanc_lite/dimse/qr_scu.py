@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,23 +98,32 @@ class Progress:
 class Handle:
     """Lets another thread abort the association a call is using (a cancelled or paused job)."""
 
+    WAKE_FOR_S: Final = 5.0
+
     def __init__(self) -> None:
         self.assoc: Any = None
         self.aborted = False
+        self.busy = threading.Event()  # set while the call's thread exchanges DIMSE messages
 
     def abort(self) -> None:
+        """Blocking (run it in the dimse pool): abort, then wake the call's thread until it has left. A local
+        abort does not wake a thread waiting for a DIMSE answer; pynetdicom's "association gone" marker does,
+        but the reactor restarted by the abort may take the first one, hence the repeats."""
         self.aborted = True
         assoc = self.assoc
         if assoc is None:
             return
         if assoc.is_established:
             assoc.abort()
-        try:
-            # The caller's thread may be waiting for the next DIMSE message (up to the DIMSE timeout): an empty
-            # message ends its wait now, as a lost association.
-            assoc.dimse.msg_queue.put((None, None))
-        except AttributeError:
-            pass
+        deadline = time.monotonic() + self.WAKE_FOR_S
+        while True:
+            try:
+                assoc.dimse.msg_queue.put((None, None))
+            except AttributeError:
+                return
+            if not self.busy.is_set() or time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
 
 
 def _nodelay() -> list[Any]:
@@ -154,8 +165,14 @@ def _associate(remote: Remote, contexts: list[PresentationContext], ext_neg: lis
 def _attach(handle: Handle | None, assoc: Any) -> None:
     if handle is not None:
         handle.assoc = assoc
+        handle.busy.set()
         if handle.aborted:  # cancelled while associating
             assoc.abort()
+
+
+def _detach(handle: Handle | None) -> None:
+    if handle is not None:
+        handle.busy.clear()
 
 
 def _accepted(assoc: Any, uid: str) -> bool:
@@ -271,6 +288,7 @@ def move(remote: Remote, target_aet: str, level: ResourceLevel, keys: DicomMap,
             raise _lost(remote, "C-MOVE")
         _check_final(remote, "C-MOVE", final, "resource not found ?")
     finally:
+        _detach(handle)
         _release(assoc)
     return progress
 
@@ -330,6 +348,7 @@ def get(remote: Remote, level: ResourceLevel, keys: DicomMap, sop_classes: Seque
             # only a lost or timed-out association fails it.
             logger.warning('C-GET SCU to AET "%s" ended with DIMSE status 0x%04X', remote.modality.AET, final)
     finally:
+        _detach(handle)
         _release(assoc)
     return progress
 
