@@ -12,10 +12,11 @@ import io
 import logging
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -32,7 +33,10 @@ from .sockets import set_nodelay
 from .worklists import WorklistSettings, find_worklists
 
 if TYPE_CHECKING:
-    from .server import DicomServer
+    from ..config import Modality
+    from ..services.context import ServerContext
+    from .bridge import Bridge
+    from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +54,28 @@ def _state(event: Event) -> _AssocState | None:
     return getattr(event.assoc, "_ol_state", None)
 
 
+class HandlerHost(Protocol):
+    """What the handlers need of the DICOM server that runs them (dimse/server.py's DicomServer)."""
+
+    ctx: ServerContext
+    bridge: Bridge
+    gate: threading.BoundedSemaphore
+
+    async def snapshot(self, calling_aet: str, called_aet: str, remote_ip: str) -> Snapshot: ...
+
+    async def modality_for_aet(self, aet: str) -> Modality | None: ...
+
+    async def start_background_move(self, modality: Modality, instances: list[InstanceToSend],
+                                    originator_aet: str, originator_id: int) -> None: ...
+
+    async def start_storage_commitment(self, requester_aet: str, transaction_uid: str,
+                                       refs: list[tuple[str, str]]) -> None: ...
+
+
 class Handlers:
     """Binds the handlers to one DicomServer (its context, bridge and thread gate)."""
 
-    def __init__(self, server: DicomServer) -> None:
+    def __init__(self, server: HandlerHost) -> None:
         self.server = server
         self.ctx = server.ctx
         self.bridge = server.bridge
@@ -303,7 +325,7 @@ class Handlers:
             return
         holder: dict[str, Any] = {}
         yield modality.Host, modality.Port, scu.store_association_kwargs(
-            self.server, modality, instances, holder)
+            int(self.settings.MaximumPduLength), instances, holder)
         yield len(instances)
         for instance in instances:
             if event.is_cancelled:

@@ -141,7 +141,7 @@ class JobRecord:
 
 
 class JobEngine:
-    """The job engine. Created by app.build() (app[JOBS]), started and closed by its cleanup context.
+    """The job engine. Created by app.build() (app[JOBS]), started and closed by its cleanup context."""
 
     def __init__(self, ctx: ServerContext) -> None:
         settings = ctx.settings
