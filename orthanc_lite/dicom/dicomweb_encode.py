@@ -68,7 +68,9 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
     for tag in map(int, sorted(ds.keys())):
         if tag & 0xFFFF == 0 or (tag >> 16 == 0x0002 and not path):
             continue  # group lengths; the meta header is not part of the dataset (inside items it is kept)
-        elem = ds.get_item(tag)
+        # keep_deferred: a value left on disk by defer_size (the pixel data of a 256 MB instance) is read only
+        # when it is written out, never to announce it with a BulkDataURI.
+        elem = ds.get_item(tag, keep_deferred=True)
         if elem is None:
             continue
         vr = element_vr(elem, ds)
@@ -84,7 +86,7 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
             else:  # the value itself is never read (it may be deferred)
                 out[key(tag)] = {"vr": vr, "BulkDataURI": f"{bulk_root}{path}/{tag:08x}"}
             continue
-        if isinstance(elem, RawDataElement) and (vr == "SQ" or elem.length == 0xFFFFFFFF):
+        if isinstance(elem, RawDataElement) and (vr == "SQ" or elem.length == 0xFFFFFFFF or elem.value is None):
             elem = ds[tag]  # let pydicom parse the items (and encapsulated pixel data)
         value = elem.value
         if vr == "SQ" or isinstance(value, DicomSequence):
