@@ -11,7 +11,6 @@ import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Callable
 
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..index.writes import NewInstance
@@ -33,25 +32,44 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
 
 
 def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
-    """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
-    with ctx.executors.cpu_turn:
-        parsed = parse_instance(data, ctx.default_encoding)
+    """Worker thread: write the attachment and start its fsync, parse meanwhile, then index; the index sees
+    the instance only once all three are done."""
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    file_durable = ctx.executors.start_fsync(make_durable)
+    parsed = _parse_or_drop(ctx, data, stored, file_durable)
+    return _index_sync(ctx, parsed, stored, file_durable, origin)
+
+
+def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
+                   file_durable: concurrent.futures.Future[None]) -> ParsedInstance:
+    """Parse while the attachment's fsync runs (it was written first for that overlap); a file that cannot be
+    parsed is removed again, once closed."""
+    try:
+        with ctx.executors.cpu_turn:
+            return parse_instance(source, ctx.default_encoding)
+    except BaseException:
+        concurrent.futures.wait([file_durable])
+        ctx.storage.remove_sync(stored.uuid)
+        raise
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
     """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
     the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
+    compress = bool(ctx.settings.StorageCompression)
+    parsed: ParsedInstance | None = None
     try:
-        with ctx.executors.cpu_turn:
-            parsed = parse_instance(path, ctx.default_encoding)
-        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
-                                                      bool(ctx.settings.StorageCompression))
+        if compress:  # the stored file will be compressed: parse the spooled one first
+            with ctx.executors.cpu_turn:
+                parsed = parse_instance(path, ctx.default_encoding)
+        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5, compress)
     except BaseException:
         unlink_quietly(path)
         raise
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    file_durable = ctx.executors.start_fsync(make_durable)
+    if parsed is None:  # the file was renamed into place: parse it there while its fsync runs
+        parsed = _parse_or_drop(ctx, ctx.storage.local_path(stored.uuid) or path, stored, file_durable)
+    return _index_sync(ctx, parsed, stored, file_durable, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +83,11 @@ class StoredInstance:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, make_durable: Callable[[], None],
-                origin: Origin) -> StoredInstance:
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
+                file_durable: concurrent.futures.Future[None], origin: Origin) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
-    fsync (`make_durable`, about as long as the index statements) runs beside them; the commit waits for it, so
-    no committed row ever points at a file that a power cut could lose."""
-    file_durable = ctx.executors.submit_fsync(make_durable)
+    fsync (`file_durable`, started before the parse) runs beside the parse and the statements; the commit waits
+    for it, so no committed row ever points at a file that a power cut could lose."""
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)
