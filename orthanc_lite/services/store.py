@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
+    return announce(ctx, await ctx.executors.run_io(store_bytes_blocking, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
@@ -31,9 +31,9 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
-    """Worker thread: write the attachment and start its fsync, parse meanwhile, then index; the index sees
-    the instance only once all three are done."""
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+    """`store_bytes` up to the commit, for a thread that may block: write the attachment and start its fsync,
+    parse meanwhile, then index; the index sees the instance only once all three are done."""
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
     file_durable = ctx.executors.start_fsync(make_durable)
     parsed = _parse_or_drop(ctx, data, stored, file_durable)
