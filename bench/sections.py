@@ -20,7 +20,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_SECTIONS = ("find", "dimse")   # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND)
+# bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/throughput.py (issue 13: ingest
+# against Orthanc and the libraries' floor in the same run)
+OPTIONAL_SECTIONS = ("find", "dimse", "throughput")
 
 
 @dataclass(frozen=True)
