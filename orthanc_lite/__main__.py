@@ -9,7 +9,7 @@ import signal
 import sys
 
 from . import log
-from .config import ConfigError, load
+from .config import ConfigError, check_startup_security, load
 from .server import serve
 
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setup("trace" if args.trace else "verbose" if args.verbose else "default", args.trace_dicom)
     try:
         settings = load(args.config or None)
+        check_startup_security(settings)
     except ConfigError as exc:
         print(f"orthanc_lite: bad configuration: {exc}", file=sys.stderr)
         return 2

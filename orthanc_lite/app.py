@@ -9,10 +9,11 @@ from aiohttp import web
 from .app_keys import CONTEXT
 from .config import Settings
 from .dicomweb.client import client_routes
+from .dicomweb.routes import setup_dicomweb
 from .dimse.server import dicom_server_context
 from .jobs.engine import JobEngine
 from .rest import setup_routes
-from .rest.middleware import OrthancRouter, errors_middleware, security_middleware
+from .rest.middleware import OrthancRouter, add_security_headers, errors_middleware, security_middleware, xml_middleware
 from .services.context import ServerContext
 
 
@@ -22,15 +23,17 @@ def build(settings: Settings) -> web.Application:
     # is the one place that sees the path before the 404/405 decision).
     app = web.Application(
         router=OrthancRouter(),
-        middlewares=[security_middleware, errors_middleware],
+        middlewares=[security_middleware, errors_middleware, xml_middleware],
         client_max_size=64 * 1024 * 1024,
     )
     context = ServerContext(settings)
     context.jobs = JobEngine(context)  # started and stopped by the context's open() / close()
     app[CONTEXT] = context
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(_context_lifecycle)
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app, read_only=bool(settings.ReadOnly))
+    setup_dicomweb(app, settings)
     dicomweb = settings.DicomWeb
     if dicomweb.get("Enable", True) and not settings.ReadOnly:
         app.router.add_routes(client_routes("/" + str(dicomweb.get("Root", "/dicom-web/")).strip("/") + "/"))

@@ -45,12 +45,9 @@ class Executors:
     async def run_dimse(self, fn: Callable[..., T], *args: object) -> T:
         return await _run(self.dimse, fn, *args)
 
-    def submit_fsync(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        """From a worker thread: start an fsync and go on (the index statements run meanwhile)."""
-        return self.fsync.submit(fn, *args)
-
     def start_fsync(self, fn: Callable[[], T]) -> Future[T]:
-        """`submit_fsync`, returning only once the fsync thread runs `fn`. Without the handshake the fsync
+        """From a worker thread: start an fsync and go on (the parse and the index statements run meanwhile),
+        returning only once the fsync thread runs `fn`. Without the handshake the fsync
         thread waits for the GIL until the caller's next pure-Python stretch (a parse) ends, so the fsync
         would not overlap it; waiting here hands the GIL over once, and the syscall then releases it."""
         begun = threading.Event()

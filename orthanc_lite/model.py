@@ -49,6 +49,7 @@ _PARSE = {
     "study": ResourceLevel.STUDY, "studies": ResourceLevel.STUDY,
     "series": ResourceLevel.SERIES,
     "instance": ResourceLevel.INSTANCE, "instances": ResourceLevel.INSTANCE, "image": ResourceLevel.INSTANCE,
+    "images": ResourceLevel.INSTANCE,  # Orthanc's StringToResourceType accepts it (C-FIND "IMAGES")
 }
 
 

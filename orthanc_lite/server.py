@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import app as app_module
 from .app_keys import CONTEXT
-from .config import Settings, load
+from .config import Settings, check_startup_security, load
 from .services.context import ServerContext
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ async def serve(settings: Settings | None = None, host: str | None = None) -> As
     """Start a server with these settings (HttpPort 0 picks a free port) and stop it on exit."""
     if settings is None:
         settings = load(None)
+    check_startup_security(settings)  # before anything listens: Orthanc 1.13 refuses these configurations
     application = app_module.build(settings)
     keepalive = float(settings.KeepAliveTimeout) if settings.KeepAlive else 0.0
     runner = web.AppRunner(application, handler_cancellation=False, keepalive_timeout=keepalive or 0.0001,

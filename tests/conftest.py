@@ -17,6 +17,8 @@ from orthanc_lite.config import Settings, load
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TESTDATA = (ROOT.parent / "shared" / "testdata" / "dicom").resolve()
+if not TESTDATA.exists():  # a git worktree under /work/wt/NAME: the shared data sits one level higher
+    TESTDATA = (ROOT.parent.parent / "shared" / "testdata" / "dicom").resolve()
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 
 

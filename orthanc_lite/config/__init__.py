@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .docs import main, render_documented_configuration, render_markdown_documentation
 from .kinds import ConfigError, JsonValue, Kind, OverwriteMode, PathArg, thaw
-from .loader import load
+from .loader import check_startup_security, load, startup_refusal
 from .option import DICOMWEB_OPTIONS, WORKLISTS_OPTIONS, Option
 from .options import OPTION_GROUPS, OPTIONS
 from .remotes import DicomWebServer, Modality, Peer
@@ -37,4 +37,6 @@ __all__ = [
     "render_documented_configuration",
     "render_markdown_documentation",
     "thaw",
+    "check_startup_security",
+    "startup_refusal",
 ]

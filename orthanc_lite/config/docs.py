@@ -12,7 +12,7 @@ from typing import Any, Final
 from .kinds import ConfigError, thaw
 from .option import Option
 from .options import OPTIONS, OPTION_GROUPS
-from .loader import load
+from .loader import check_startup_security, load
 
 
 _IGNORED_NOTE: Final = "Accepted for compatibility, ignored by orthanc_lite."
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["check"] and len(args) > 1:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
         try:
-            load(args[1:])
+            check_startup_security(load(args[1:]))
         except ConfigError as exc:
             sys.stderr.write(f"{exc}\n")
             return 2

@@ -321,7 +321,8 @@ GENERAL_GROUPS: Final[tuple[tuple[str, tuple[Option, ...]], ...]] = (
                 None,
                 _optional(BOOL),
                 "Require HTTP Basic authentication against RegisteredUsers. Unset: enabled exactly "
-                "when RemoteAccessAllowed is true.",
+                "when RemoteAccessAllowed is true. With remote access and authentication but no "
+                "RegisteredUsers, the server refuses to start (as Orthanc 1.13).",
                 example=False,
                 default_doc="= RemoteAccessAllowed",
             ),

@@ -173,13 +173,24 @@ def _build(document: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _warn_about_combinations(settings: Settings) -> None:
-    # Orthanc 1.12 starts in these cases but warns; 1.13 refuses the first one (we stay on 1.12).
+def startup_refusal(settings: Settings) -> str | None:
+    """Why Orthanc 1.13 refuses to start with these settings, or None: remote access with authentication
+    (explicit, or implied by an unset AuthenticationEnabled) but no user to authenticate."""
     if settings.RemoteAccessAllowed and settings.authentication_enabled and not settings.RegisteredUsers:
-        logger.warning(
-            "Remote access is allowed and authentication is enabled, but RegisteredUsers is empty: "
-            "every remote HTTP request will be refused"
-        )
+        return ('"RemoteAccessAllowed" and "AuthenticationEnabled" are true but "RegisteredUsers" is empty: '
+                'no client could ever log in. Declare a user in "RegisteredUsers", or set '
+                '"AuthenticationEnabled" to false explicitly if another layer authenticates')
+    return None
+
+
+def check_startup_security(settings: Settings) -> None:
+    """Raise ConfigError in the configurations that Orthanc 1.13 refuses to start with."""
+    reason = startup_refusal(settings)
+    if reason is not None:
+        raise ConfigError(reason)
+
+
+def _warn_about_combinations(settings: Settings) -> None:
     if settings.RemoteAccessAllowed and not settings.authentication_enabled:
         logger.warning(
             "Remote access is allowed while authentication is disabled: the HTTP server is POSSIBLY INSECURE"

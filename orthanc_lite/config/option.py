@@ -130,6 +130,13 @@ DICOMWEB_OPTIONS: Final[tuple[Option, ...]] = (
     Option("WadoRsLoaderThreadsCount", 0, UINT, "Threads that read files for WADO-RS (0 = inline)."),
     Option("EnablePerformanceLogs", False, BOOL, "Log the time spent in DICOMweb requests."),
     Option(
+        "CorsAllowedOrigins",
+        [],
+        STR_LIST,
+        "orthanc_lite extension: origins (or \"*\") that browser viewers may call the DICOMweb API and WADO-URI "
+        "from (CORS headers, preflight included); empty = no CORS headers, as in Orthanc.",
+    ),
+    Option(
         "OtherBinaryMode",
         "BulkDataURI",
         _choice("BulkDataURI", "InlineBinary", "ArrayOfValues"),

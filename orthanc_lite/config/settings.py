@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .kinds import ConfigError, JsonValue, OverwriteMode, RetrieveMethod, StorageAccess, StorageMode, TranscoderOrder
 from .remotes import DicomWebServer, Modality, Peer
 from .options import OPTIONS, _BY_NAME, _did_you_mean
+
+# Credentials published in Orthanc's samples and test configurations: a server whose registered users
+# include one of them is reported as insecure by "/system" (Orthanc 1.13, CheckHttpServerSecurity.py).
+SAMPLE_CREDENTIALS: Final = frozenset({("orthanc", "orthanc"), ("alice", "orthanctest")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +216,11 @@ class Settings:
 
     @property
     def is_http_server_secure(self) -> bool:
-        """False when remote clients are accepted without authentication ("/system" reports it)."""
-        return not (self.RemoteAccessAllowed and not self.authentication_enabled)
+        """False when remote clients are accepted without authentication, or when a registered user has
+        well-known sample credentials (Orthanc 1.13's IsHttpServerSecure, shown by "/system")."""
+        if self.RemoteAccessAllowed and not self.authentication_enabled:
+            return False
+        return not any((name, str(password)) in SAMPLE_CREDENTIALS for name, password in self.RegisteredUsers.items())
 
     @property
     def overwrite_mode(self) -> OverwriteMode:

@@ -27,6 +27,7 @@ from pydicom.valuerep import PersonName
 
 __all__ = [
     "ENCODINGS",
+    "encoding_codec",
     "DicomReadError",
     "read_dataset",
     "dataset_codecs",
@@ -80,7 +81,7 @@ _CODECS: Final[dict[str, str]] = {
     "Thai": "tis_620",
     "Japanese": "shift_jis",
     "Chinese": "gb18030",
-    "JapaneseKanji": "iso2022_jp",
+    "JapaneseKanji": "iso2022_jp_1",  # with JIS X 0212, as Orthanc's conversion writes "é" (ESC $ ( D)
     "Korean": "euc_kr",
     "SimplifiedChinese": "gb2312",
 }
@@ -150,10 +151,16 @@ class DicomReadError(ValueError):
     """The data is not a DICOM file (or is too damaged to be parsed)."""
 
 
+def encoding_codec(name: str) -> str | None:
+    """The Python codec of an Orthanc encoding name ("Latin1" -> "latin_1"), None when unknown."""
+    return _CODECS.get(name)
+
+
 def read_dataset(
     source: str | os.PathLike[str] | bytes | IO[bytes],
     default_encoding: str = "Latin1",
     stop_before_pixels: bool = False,
+    defer_size: int | None = None,
 ) -> Dataset:
     """Parse DICOM (with or without preamble/meta header) and remember the default encoding.
 
@@ -166,7 +173,7 @@ def read_dataset(
     fp: IO[bytes] | str | os.PathLike[str]
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
-        ds = pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
     except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, IndexError,
             OverflowError, TypeError, NotImplementedError, MemoryError, AttributeError) as exc:
         raise DicomReadError(f"not a DICOM file: {exc}") from exc
@@ -359,7 +366,11 @@ def tag_string(ds: Dataset, tag: int, codecs: Sequence[str] | None = None) -> st
 def _raw_to_string(raw: bytes, vr: str, little: bool, codecs: Sequence[str]) -> str | None:
     if vr in _NUMBER_FORMATS:
         fmt, size = _NUMBER_FORMATS[vr]
-        count = len(raw) // size if len(raw) > size and len(raw) % size == 0 else min(1, len(raw) // size)
+        if len(raw) > size and len(raw) % size:
+            # DCMTK pads a value whose length is no multiple of the VR's size with zeros ("8\\0" for a
+            # 3-byte US), and Orthanc shows what DCMTK reads
+            raw = raw + b"\0" * (size - len(raw) % size)
+        count = len(raw) // size if len(raw) >= size else 0
         if count == 0:
             return None
         values = struct.unpack(("<" if little else ">") + fmt * count, raw[: count * size])

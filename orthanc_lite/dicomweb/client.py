@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from pydicom.datadict import keyword_for_tag
 
+from ..config import DicomWebServer
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..rest.helpers import bool_arg, ctx_of, json_body, json_object_body, json_response
@@ -81,12 +82,18 @@ def _uri_request(body: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, s
     return uri, _string_map(body, "Arguments"), _string_map(body, "HttpHeaders")
 
 
-async def get_from_server(request: web.Request) -> web.Response:
-    """Proxy a GET to the remote server: {"Uri", "Arguments", "HttpHeaders"}; its answer is passed through."""
+async def _server_call(request: web.Request) -> tuple[ServerContext, str, DicomWebServer, dict[str, Any]]:
+    """The context, the server named in the path (404 if unknown) and the JSON object body."""
     ctx = ctx_of(request)
     name = request.match_info["name"]
     server = (await dicomweb_servers(ctx)).get(name)
-    uri, arguments, headers = _uri_request(await json_object_body(request))
+    return ctx, name, server, await json_object_body(request)
+
+
+async def get_from_server(request: web.Request) -> web.Response:
+    """Proxy a GET to the remote server: {"Uri", "Arguments", "HttpHeaders"}; its answer is passed through."""
+    ctx, name, server, body = await _server_call(request)
+    uri, arguments, headers = _uri_request(body)
     answer = await client_ops.proxy_get(ctx, name, server, uri, arguments, headers)
     response = web.Response(body=answer.body, headers=answer.headers)
     response.headers["Content-Type"] = answer.content_type
@@ -96,10 +103,8 @@ async def get_from_server(request: web.Request) -> web.Response:
 async def qido_on_server(request: web.Request) -> web.Response:
     """A QIDO-RS request on the remote server, its DICOM JSON answer simplified as the plugin does for
     Orthanc Explorer 2: {tag: {Group, Element, Name, vr, Value (the first value)}}."""
-    ctx = ctx_of(request)
-    name = request.match_info["name"]
-    server = (await dicomweb_servers(ctx)).get(name)
-    uri, arguments, headers = _uri_request(await json_object_body(request))
+    ctx, name, server, body = await _server_call(request)
+    uri, arguments, headers = _uri_request(body)
     answer = await client_ops.proxy_get(ctx, name, server, uri, arguments, {"Accept": "application/dicom+json",
                                                                             **headers})
     try:
@@ -154,10 +159,7 @@ async def _submit(ctx: ServerContext, job: Any, body: dict[str, Any], synchronou
 async def stow_to_server(request: web.Request) -> web.Response:
     """Send stored resources of any level with STOW-RS: {"Resources": [IDs], "HttpHeaders", "Synchronous",
     "Priority"}; a DicomWebStowClient job (synchronous by default)."""
-    ctx = ctx_of(request)
-    name = request.match_info["name"]
-    (await dicomweb_servers(ctx)).get(name)
-    body = await json_object_body(request)
+    ctx, name, server, body = await _server_call(request)
     resources = body.get("Resources")
     if not isinstance(resources, list):
         raise OrthancError(ErrorCode.BadFileFormat, 'A request to the DICOMweb STOW-RS client must provide a JSON '
@@ -199,10 +201,7 @@ def _retrieve_uri(resource: Any) -> str:
 async def retrieve_from_server(request: web.Request) -> web.Response:
     """WADO-RS retrieve of studies, series or instances into this server: {"Resources": [{Study, Series?,
     Instance?}], "HttpHeaders", "GetArguments"}; a DicomWebWadoRetrieveClient job (synchronous by default)."""
-    ctx = ctx_of(request)
-    name = request.match_info["name"]
-    (await dicomweb_servers(ctx)).get(name)
-    body = await json_object_body(request)
+    ctx, name, server, body = await _server_call(request)
     resources = body.get("Resources")
     if not isinstance(resources, list):
         raise OrthancError(ErrorCode.BadFileFormat, 'The field "Resources" must be an array')
@@ -214,10 +213,7 @@ async def retrieve_from_server(request: web.Request) -> web.Response:
 async def wado_from_server(request: web.Request) -> web.Response:
     """WADO-RS retrieve of one URI into this server: {"Uri", "Arguments", "HttpHeaders"}; asynchronous by
     default."""
-    ctx = ctx_of(request)
-    name = request.match_info["name"]
-    (await dicomweb_servers(ctx)).get(name)
-    body = await json_object_body(request)
+    ctx, name, server, body = await _server_call(request)
     uri, arguments, headers = _uri_request(body)
     job = WadoRetrieveJob(name, [(uri, arguments, headers)])
     return await _submit(ctx, job, body, synchronous_default=False)
@@ -226,13 +222,10 @@ async def wado_from_server(request: web.Request) -> web.Response:
 async def delete_on_server(request: web.Request) -> web.Response:
     """Delete a study, series or instance on a remote server that has "HasDelete": {Level,
     StudyInstanceUID, SeriesInstanceUID?, SOPInstanceUID?}."""
-    ctx = ctx_of(request)
-    name = request.match_info["name"]
-    server = (await dicomweb_servers(ctx)).get(name)
+    ctx, name, server, body = await _server_call(request)
     if not server.HasDelete:
         raise OrthancError(ErrorCode.BadRequest, f'The DICOMweb server "{name}" does not support DELETE: set its '
                                                  '"HasDelete" option to true')
-    body = await json_object_body(request)
     level = str(body.get("Level", "")).lower()
     keys = {"study": ["StudyInstanceUID"], "series": ["StudyInstanceUID", "SeriesInstanceUID"],
             "instance": ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]}.get(level)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from pydicom import config
-from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VM
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -24,7 +24,7 @@ from ..dicom.matching import (
     dicom_constraint,
     tag_vr,
 )
-from ..dicom.values import ENCODINGS, dataset_codecs, element_vr, tag_string
+from ..dicom.values import ENCODINGS, dataset_codecs, element_vr, encoding_codec, tag_string
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, MetadataType, ResourceLevel
 from ..services.context import ServerContext
@@ -97,7 +97,7 @@ def parse_level(identifier: Dataset) -> tuple[ResourceLevel, str]:
         level = ResourceLevel.parse(text)
     except ValueError:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown query retrieve level: {text}") from None
-    if text not in ("PATIENT", "STUDY", "SERIES", "IMAGE", "INSTANCE"):
+    if text not in ("PATIENT", "STUDY", "SERIES", "IMAGE", "IMAGES", "INSTANCE"):
         raise OrthancError(ErrorCode.NotImplemented, f"Unsupported query retrieve level: {text}")
     return level, text
 
@@ -181,28 +181,37 @@ def answer_dataset(query: FindQuery, answer: FindAnswer, retrieve_aet: str, enco
     term = ENCODINGS.get(encoding, "")
     if term:
         ds.SpecificCharacterSet = term
-    codec = _answer_codec(term)
+    codec = encoding_codec(encoding)
     ds.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", query.level_text, validation_mode=_IGNORE))
     ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet, validation_mode=_IGNORE))
     for tag, vr in query.keys:
         if tag == RETRIEVE_AE_TITLE:
             continue
         value = answer.value(tag)
-        if value and codec:
-            # Characters the answer's character set cannot hold are dropped, as Orthanc's conversion from
-            # UTF-8 does ("Test-éüäöò" in Latin1 for a name with Greek letters), not replaced by "?".
-            value = value.encode(codec, "ignore").decode(codec)
+        if value and codec and vr in _CHARSET_VRS:
+            # Orthanc converts the UTF-8 value to DefaultEncoding itself: characters the target cannot hold
+            # are dropped (not "?"), and ISO_IR 13 means the whole Shift-JIS (pydicom would restrict it to
+            # JIS X 0201), hence bytes, written as they are.
+            ds.add(DataElement(tag, vr, value.encode(codec, "ignore"), validation_mode=_IGNORE))
+            continue
+        if value and vr in _NUMBER_VRS and _exceeds_dictionary_vm(tag, value):
+            continue  # e.g. a 3-byte Rows read as "8\\0": Orthanc leaves such a value out of the answer
         ds.add(make_element(tag, vr, value))
     for tag in query.sequences:
         ds.add(DataElement(tag, "SQ", DicomSequence([])))
     return ds
 
 
-def _answer_codec(term: str) -> str | None:
-    """The Python codec of an answer's SpecificCharacterSet term (ISO_IR 6 is plain ASCII)."""
-    if term == "ISO_IR 6":
-        return "ascii"
-    return python_encoding.get(term) if term else None
+def _exceeds_dictionary_vm(tag: int, value: str) -> bool:
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        return False
+    return vm.isdigit() and value.count("\\") + 1 > int(vm)
+
+
+# Value representations whose bytes depend on SpecificCharacterSet.
+_CHARSET_VRS: Final = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 
 
 def make_element(tag: int, vr: str, value: str | None) -> DataElement:

@@ -6,9 +6,9 @@ from typing import Final
 
 from aiohttp import web
 
-from . import attachments, changes, find, jobs, metadata, modalities, resources, system, tags
+from . import attachments, changes, find, images, jobs, metadata, modalities, resources, system, tags, upload_form
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
@@ -22,6 +22,7 @@ def setup_routes(app: web.Application, read_only: bool = False) -> None:
             if read_only and not _reads_only(route):
                 continue
             app.router.add_routes([route])
+    upload_form.setup(app)  # the chunked uploads of POST /instances in progress
 
 
 def _reads_only(route: web.AbstractRouteDef) -> bool:

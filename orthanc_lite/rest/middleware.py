@@ -9,7 +9,8 @@ import binascii
 import hmac
 import ipaddress
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+import re
+from typing import Any, Awaitable, Callable, Final, Mapping
 
 import orjson
 from aiohttp import web
@@ -17,10 +18,14 @@ from aiohttp.web_urldispatcher import MatchInfoError, UrlDispatcher
 
 from ..app_keys import CONTEXT, USERNAME
 from ..errors import HTTP_REASONS, ErrorCode, OrthancError
+from .helpers import json_response
+from .http_compat import auto_directory, json_to_xml, wants_xml
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REPEATED_SLASHES: Final = re.compile("/{2,}")
 
 
 class OrthancRouter(UrlDispatcher):
@@ -31,6 +36,9 @@ class OrthancRouter(UrlDispatcher):
         method = _faked_method(request)
         if method is not None:
             request = request.clone(method=method)
+        if "//" in request.path:
+            # Clients joining a base URL that ends with "/" send "//instances": Orthanc ignores empty segments.
+            request = request.clone(rel_url=request.rel_url.with_path(_REPEATED_SLASHES.sub("/", request.path)))
         match = await super().resolve(request)
         if isinstance(match, MatchInfoError) and request.path != "/" and request.path.endswith("/"):
             stripped = request.clone(rel_url=request.rel_url.with_path(request.path.rstrip("/") or "/"))
@@ -89,6 +97,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         allowed = sorted(m for m in exc.allowed_methods if m != "HEAD")
         return web.Response(status=405, headers={"Allow": ",".join(allowed)})
     except web.HTTPNotFound:
+        if isinstance(request.match_info, MatchInfoError):
+            return _unknown_route(request)
         return web.Response(status=404)
     except web.HTTPRequestEntityTooLarge as exc:
         logger.warning("%s %s: request body too large", request.method, request.path)
@@ -103,6 +113,39 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(request, 500, ErrorCode.InternalError, str(exc))
 
 
+def _unknown_route(request: web.Request) -> web.Response:
+    """No handler for this path: a GET on an intermediate path lists its children (Orthanc's auto directory),
+    anything else is a 404 whose error description is sent as text/plain (Orthanc >= 1.12.2)."""
+    if request.method == "GET":
+        children = auto_directory(request.app.router.routes(), _REPEATED_SLASHES.sub("/", request.path))
+        if children is not None:
+            return json_response(children)
+    if not request.app[CONTEXT].settings.HttpDescribeErrors:
+        return web.Response(status=404)
+    body = error_body(request, 404, ErrorCode.UnknownResource, None)
+    return web.Response(status=404, body=body, headers={"Content-Type": "text/plain"})
+
+
+@web.middleware
+async def xml_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Accept: application/xml turns a JSON answer into Orthanc's XML rendering of it."""
+    response = await handler(request)
+    if (wants_xml(request) and isinstance(response, web.Response) and response.status == 200
+            and response.content_type == "application/json" and isinstance(response.body, bytes)):
+        xml = json_to_xml(orjson.loads(response.body))
+        converted = web.Response(body=xml, status=200, content_type="application/xml", charset="utf-8")
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                converted.headers[name] = value
+        return converted
+    return response
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """X-Content-Type-Options: nosniff on every answer, as Orthanc >= 1.12.2 sends it."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """RemoteAccessAllowed (loopback only when false) and HTTP Basic against RegisteredUsers."""
@@ -112,7 +155,8 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if settings.authentication_enabled:
         user = _basic_user(request.headers.get("Authorization", ""), settings.RegisteredUsers)
         if user is None:
-            return web.Response(status=401, text="Unauthorized",
+            # As Orthanc: no body, hence no Content-Type (only the challenge header)
+            return web.Response(status=401,
                                 headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
         request[USERNAME] = user
     return await handler(request)

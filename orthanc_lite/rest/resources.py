@@ -11,7 +11,7 @@ import tempfile
 import zipfile
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from ..app_keys import USERNAME
 from ..dicom.dicomweb_json import file_to_dicomweb
@@ -22,9 +22,11 @@ from ..services import find as find_service
 from ..services import resources as res
 from ..services.context import ServerContext
 from ..services.store import store_bytes, store_file
+from . import upload_form
 from .find import ParsedFind, format_answer
 from .helpers import (SpooledBody, bool_arg, ctx_of, int_arg, json_body, json_bytes, json_response, level_of,
                       max_body_bytes, receive_body, text_response)
+from .images import transcoded_file
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -64,19 +66,12 @@ async def upload(request: web.Request) -> web.Response:
     """Upload DICOM instances (a file, a gzip body, a ZIP archive or multipart/form-data)."""
     ctx = ctx_of(request)
     origin = _origin(request)
-    if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        results: list[dict[str, Any]] = []
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue  # a nested multipart: not an Orthanc Explorer upload
-            if part.filename is None and part.name not in (None, "file", "files[]", "files"):
-                continue
-            body = await receive_body(ctx, part, max_body_bytes(ctx))
-            results.extend(await _store_body(ctx, body, origin))
-        if not results:
-            raise OrthancError(ErrorCode.BadFileFormat, "No DICOM file in the multipart body")
-        return json_response(results[0] if len(results) == 1 else results)
+    mime, params = upload_form.parse_header(request.headers.get("Content-Type", ""))
+    if mime == "multipart/form-data":
+        # Orthanc Explorer's uploads (several files, or one chunk of a file): Orthanc answers an empty 200.
+        await upload_form.receive_form(request, ctx, params.get("boundary", ""),
+                                       lambda part: _store_body(ctx, part, origin))
+        return web.Response(status=200)
     body = await receive_body(ctx, request.content, max_body_bytes(ctx))
     if not body:
         raise OrthancError(ErrorCode.BadFileFormat, "Received an empty DICOM file")
@@ -300,6 +295,8 @@ async def instance_file(request: web.Request) -> web.StreamResponse:
     """The DICOM file of an instance (application/dicom), or its DICOM JSON with Accept: application/dicom+json."""
     ctx = ctx_of(request)
     public_id = request.match_info["id"]
+    if "transcode" in request.query and not _wants_dicom_json(request):  # DICOM JSON wins, as in Orthanc
+        return await transcoded_file(request, public_id)
     internal, _ = await res.require(ctx, public_id, ResourceLevel.INSTANCE)
     attachment = (await ctx.index.attachments_of(internal)).get(1)
     if attachment is None:

@@ -11,6 +11,7 @@ from pydicom.uid import generate_uid
 
 from .. import __version__, log
 from ..dicom import transfer_syntaxes
+from ..dimse import conformance
 from ..dicom.tags import signature
 from ..dicom.values import ENCODINGS
 from ..errors import ErrorCode, OrthancError
@@ -45,7 +46,7 @@ async def system(request: web.Request) -> web.Response:
         "DicomAet": s.DicomAet,
         "DicomPort": ctx.dicom_port,
         "HttpPort": ctx.http_port,
-        "IsHttpServerSecure": bool(s.SslEnabled) or not bool(s.RemoteAccessAllowed) or s.authentication_enabled,
+        "IsHttpServerSecure": s.is_http_server_secure,
         "Name": s.Name,
         "PluginsEnabled": False,
         "StorageAreaPlugin": None,
@@ -96,6 +97,19 @@ async def generate(request: web.Request) -> web.Response:
     return text_response(generate_uid(prefix=None))
 
 
+@routes.get("/tools/dicom-conformance")
+async def dicom_conformance(request: web.Request) -> web.Response:
+    """The DICOM conformance statement of the DICOM server, as plain text."""
+    return web.Response(body=conformance.statement().encode(), headers={"Content-Type": "text/plain"})
+
+
+@routes.post("/tools/invalidate-tags")
+async def invalidate_tags(request: web.Request) -> web.Response:
+    """Invalidate the cached JSON summaries of the DICOM files: tags are always read from the files here, so
+    there is nothing to drop; answers an empty body, as Orthanc >= 1.9.1 does."""
+    return web.Response(body=b"", headers={"Content-Type": "text/plain"})
+
+
 @routes.get("/tools/default-encoding")
 async def get_default_encoding(request: web.Request) -> web.Response:
     """The encoding assumed when SpecificCharacterSet is absent."""
@@ -112,7 +126,7 @@ async def put_default_encoding(request: web.Request) -> web.Response:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Unknown encoding: {value}")
     ctx.default_encoding = match
     logger.warning("Default encoding changed to %s", match)
-    return text_response("")
+    return text_response(match)  # Orthanc answers the name of the new encoding
 
 
 @routes.get("/tools/accepted-transfer-syntaxes")
@@ -188,8 +202,8 @@ _log_level_routes()
 
 @routes.get("/plugins")
 async def plugins(request: web.Request) -> web.Response:
-    """The loaded plugins (none yet)."""
-    return json_response([])
+    """The loaded plugins: the built-in DICOMweb server, when enabled."""
+    return json_response(["dicom-web"] if ctx_of(request).settings.DicomWeb.get("Enable", True) else [])
 
 
 @routes.get("/tools")

@@ -11,8 +11,11 @@ import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
+from typing import Final
 
 from ..dicom.parse import ParsedInstance, parse_instance
+from ..dicom.transcode import transcode_file
+from ..errors import OrthancError
 from ..index.writes import NewInstance
 from ..model import ChangeType, MetadataType, Origin, ResourceLevel, StoreResult, StoreStatus
 from ..storage.base import StoredFile, unlink_quietly
@@ -32,9 +35,19 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
 
 
 def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
-    """`store_bytes` up to the commit, for a thread that may block: write the attachment and start its fsync,
-    parse meanwhile, then index; the index sees the instance only once all three are done."""
-    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
+    """`store_bytes` up to the commit, for a thread that may block (a worker, a DICOM association); the caller
+    then runs `announce()` on the loop. Unless IngestTranscoding may change the file, the attachment is written
+    and its fsync started first, so that the fsync overlaps the parse and the index statements."""
+    compress = bool(ctx.settings.StorageCompression)
+    if ctx.settings.IngestTranscoding:
+        with ctx.executors.cpu_turn:
+            parsed = parse_instance(data, ctx.default_encoding)
+        transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
+        if transcoded is not None:
+            parsed, data = transcoded
+        stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
+        return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin)
+    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
     file_durable = ctx.executors.start_fsync(make_durable)
     parsed = _parse_or_drop(ctx, data, stored, file_durable)
     return _index_sync(ctx, parsed, stored, file_durable, origin)
@@ -53,23 +66,71 @@ def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
         raise
 
 
+def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
+                          md5: str | None = None) -> StoredInstance:
+    """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
+    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes):
+        stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
+    else:
+        try:
+            stored, make_durable = ctx.storage.adopt_file(source, str(uuidlib.uuid4()), md5, compress)
+        except BaseException:
+            unlink_quietly(source)
+            raise
+    return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin)
+
+
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
     """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
-    the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
+    the index's group commit are thread-safe. The caller then runs `announce()` on the loop. An uncompressed
+    file that no IngestTranscoding may change is renamed into place and parsed there while its fsync runs."""
     compress = bool(ctx.settings.StorageCompression)
     parsed: ParsedInstance | None = None
     try:
-        if compress:  # the stored file will be compressed: parse the spooled one first
+        if compress or ctx.settings.IngestTranscoding:
             with ctx.executors.cpu_turn:
                 parsed = parse_instance(path, ctx.default_encoding)
+            transcoded = _ingest_transcoding(ctx, parsed, path)
+            if transcoded is not None:
+                parsed, data = transcoded
+                with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
+                    f.write(data)
+                md5 = None
         stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5, compress)
     except BaseException:
         unlink_quietly(path)
         raise
     file_durable = ctx.executors.start_fsync(make_durable)
-    if parsed is None:  # the file was renamed into place: parse it there while its fsync runs
+    if parsed is None:
         parsed = _parse_or_drop(ctx, ctx.storage.local_path(stored.uuid) or path, stored, file_durable)
     return _index_sync(ctx, parsed, stored, file_durable, origin)
+
+
+_UNCOMPRESSED: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+
+
+def _ingest_transcoding(ctx: ServerContext, parsed: ParsedInstance,
+                        source: bytes | str) -> tuple[ParsedInstance, bytes] | None:
+    """IngestTranscoding (ServerContext::TranscodeAndStore): convert a received instance before it is stored,
+    as IngestTranscodingOfCompressed / IngestTranscodingOfUncompressed allow. When the conversion fails the
+    original is stored, as Orthanc does. A lossy target gives a new SOPInstanceUID, hence new IDs."""
+    settings = ctx.settings
+    target = settings.IngestTranscoding
+    if not target or parsed.transfer_syntax == target:
+        return None
+    allowed = settings.IngestTranscodingOfUncompressed if parsed.transfer_syntax in _UNCOMPRESSED \
+        else settings.IngestTranscodingOfCompressed
+    if not allowed:
+        return None
+    try:
+        data = transcode_file(source, target, int(settings.DicomLossyTranscodingQuality))
+        return parse_instance(data, ctx.default_encoding), data
+    except OrthancError as exc:
+        logger.warning("Cannot transcode instance %s to %s, storing it as received: %s",
+                       parsed.instance_public_id, target, exc.details or exc.code.description)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +147,8 @@ class StoredInstance:
 def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
                 file_durable: concurrent.futures.Future[None], origin: Origin) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
-    fsync (`file_durable`, started before the parse) runs beside the parse and the statements; the commit waits
-    for it, so no committed row ever points at a file that a power cut could lose."""
+    fsync (`file_durable`, started before) runs beside the statements; the commit waits for it, so no committed
+    row ever points at a file that a power cut could lose."""
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)

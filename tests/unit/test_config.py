@@ -10,7 +10,7 @@ import pathlib
 import pytest
 
 from orthanc_lite import config
-from orthanc_lite.config import ConfigError, Modality, Peer, Settings, load
+from orthanc_lite.config import ConfigError, Modality, Peer, Settings, check_startup_security, load
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -367,9 +367,9 @@ def test_authentication_follows_remote_access_when_unset(
     assert not warnings.records
     s = load_text(tmp_path, '{ "AuthenticationEnabled" : true }')
     assert s.authentication_enabled is True
-    # Orthanc 1.12 starts in both cases below, with a warning (1.13 refuses the first one).
-    load_text(tmp_path, '{ "RemoteAccessAllowed" : true }')
-    assert "RegisteredUsers is empty" in warnings.text
+    # Orthanc 1.13 refuses to start in the first case below, and starts with a warning in the second one.
+    with pytest.raises(ConfigError, match="RegisteredUsers"):
+        check_startup_security(load_text(tmp_path, '{ "RemoteAccessAllowed" : true }'))
     s = load_text(tmp_path, '{ "RemoteAccessAllowed" : true, "AuthenticationEnabled" : false }')
     assert s.authentication_enabled is False and not s.is_http_server_secure
     assert "POSSIBLY INSECURE" in warnings.text
