@@ -202,7 +202,7 @@ class Handlers:
             logger.exception("C-STORE from %s failed", snap.calling_aet)
             return status.store_error_status(exc)
         try:
-            self.bridge.call_soon(announce, self.ctx, stored)
+            self.bridge.call_soon_batched(announce, self.ctx, stored)
         except BridgeError:  # shutting down: the instance is committed, only its notifications are lost
             logger.info("C-STORE during shutdown: changes of %s not announced", stored.result.instance_id)
         return status.store_status(stored.result)
