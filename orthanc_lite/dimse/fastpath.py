@@ -92,11 +92,11 @@ class SpoolBuffer(io.BytesIO):
     """A received C-STORE dataset as a whole DICOM file: in memory up to `limit` bytes, then in a file of
     `folder` (named by us, never by the peer). pynetdicom requires a BytesIO as the request's DataSet."""
 
-    def __init__(self, prefix: bytes, folder: str, limit: int = IN_MEMORY_BYTES) -> None:
+    def __init__(self, prefix: bytes, folder: str, limit: int | None = None) -> None:
         super().__init__()
         super().write(prefix)
         self._folder = folder
-        self._limit = limit
+        self._limit = IN_MEMORY_BYTES if limit is None else limit
         self.path: str | None = None
         self._file: io.BufferedWriter | None = None
 
