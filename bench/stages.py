@@ -7,7 +7,7 @@ timers (wall time, and the calling thread's CPU time, which outside load disturb
 dcmtk storescu (TCP_NODELAY=1) over the given number of associations (or, with --rest, POSTs it with aiohttp) and
 prints, per stage, the mean and p50 wall time and the mean CPU time per instance, plus the server's total CPU per
 instance. The wrappers themselves cost a few microseconds per call. Stages of a C-STORE, in order:
-  pdu_receive   DUL thread: P-DATA primitives decoded into a C-STORE-RQ, dataset written to pynetdicom's temp file
+  pdu_receive   DUL thread: P-DATA primitives decoded into a C-STORE-RQ (the dataset kept in memory, or spilled)
   serve         the association thread serves the request (pynetdicom's SCP), which contains:
   handler       our EVT_C_STORE handler, which contains:
     parse         dicom/parse.py::parse_instance (including the wait for the cpu turn)
@@ -66,11 +66,12 @@ def install() -> None:
     from pynetdicom.association import Association
     from pynetdicom.dimse import DIMSEServiceProvider
 
-    from orthanc_lite.dimse import handlers
+    from orthanc_lite.dimse import fastpath, handlers
     from orthanc_lite.index import engine, sqlite, writes
     from orthanc_lite.services import store
     from orthanc_lite.storage import filesystem
 
+    fastpath.install()  # first, so that the wrappers below wrap its functions (the server installs it again: no-op)
     _patch(DIMSEServiceProvider, "receive_primitive", "pdu_receive")
     _patch(DIMSEServiceProvider, "send_msg", "response")
     _patch(handlers.Handlers, "on_store", "handler")
