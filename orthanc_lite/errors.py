@@ -61,7 +61,15 @@ class ErrorCode(enum.Enum):
     ForbiddenAccess = (45, "Access to a resource is forbidden")
     DuplicateResource = (46, "Duplicate resource")
     UnsupportedMediaType = (3000, "Unsupported media type")  # not an Orthanc code: aiohttp-level 415
-    CreateDicomNotString = (2011, "Tag fields in CreateDicom should be strings")
+    CreateDicomNotString = (2019, "Only string values are supported when creating DICOM instances")
+    CreateDicomOverrideTag = (2020, "Trying to override a value inherited from a parent module")
+    CreateDicomUseContent = (2021, "Use \"Content\" to inject an image into a new DICOM instance")
+    CreateDicomNoPayload = (2022, "No payload is present for one instance in the series")
+    CreateDicomUseDataUriScheme = (2023, "The payload of the DICOM instance must be specified according to Data URI "
+                                         "scheme")
+    CreateDicomBadParent = (2024, "Trying to attach a new DICOM instance to an inexistent resource")
+    CreateDicomParentIsInstance = (2025, "Trying to attach a new DICOM instance to an instance (must be a series, "
+                                         "study or patient)")
     NoCFindHandler = (2012, "No request handler factory for DICOM C-FIND SCP")
     NoCMoveHandler = (2013, "No request handler factory for DICOM C-MOVE SCP")
     NoCStoreHandler = (2014, "No request handler factory for DICOM C-STORE SCP")
@@ -117,6 +125,12 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.UnsupportedMediaType: 415,
     ErrorCode.UnknownModality: 404,
     ErrorCode.CreateDicomNotString: 400,
+    ErrorCode.CreateDicomOverrideTag: 400,
+    ErrorCode.CreateDicomUseContent: 400,
+    ErrorCode.CreateDicomNoPayload: 400,
+    ErrorCode.CreateDicomUseDataUriScheme: 400,
+    ErrorCode.CreateDicomBadParent: 400,
+    ErrorCode.CreateDicomParentIsInstance: 400,
     ErrorCode.EmptyRequest: 400,
 }
 

@@ -56,6 +56,9 @@ class SqliteIndex:
         await self.engine.write(functools.partial(writes.remove_orphan_rows, instance_ids=instance_ids,
                                                   attachments=attachments))
 
+    async def update_main_tags(self, rows: list[tuple[str, int, dict[str, str]]]) -> int:
+        return int(await self.engine.write(functools.partial(writes.update_main_tags, rows=rows)))
+
     async def set_global_property(self, prop: int, value: str) -> None:
         await self.engine.write(functools.partial(writes.set_global_property, prop=prop, value=value))
 

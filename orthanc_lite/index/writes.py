@@ -34,6 +34,8 @@ class NewInstance:
     max_storage_bytes: int = 0
     max_patients: int = 0
     reject_when_full: bool = False
+    # Metadata of the parent levels (ModifiedFrom/AnonymizedFrom of a modified instance): (level, type, value).
+    parent_metadata: tuple[tuple[int, int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -127,6 +129,7 @@ def store_instance(conn: sqlite3.Connection, new: NewInstance) -> StoreOutcome:
 
     patient_internal, study_internal, series_internal, instance_internal = internal_ids
     metadata_rows.extend((instance_internal, int(mtype), value) for mtype, value in new.instance_metadata.items())
+    metadata_rows.extend((internal_ids[level], mtype, value) for level, mtype, value in new.parent_metadata)
     if new.index_in_series is not None:
         metadata_rows.append((instance_internal, int(MetadataType.IndexInSeries), new.index_in_series))
     if ResourceLevel.SERIES in out.new_levels:
@@ -460,3 +463,27 @@ def modify_label(conn: sqlite3.Connection, public_id: str, level: ResourceLevel,
         add_label(conn, internal, label)
     else:
         remove_label(conn, internal, label)
+
+
+def update_main_tags(conn: sqlite3.Connection, rows: list[tuple[str, int, dict[str, str]]]) -> int:
+    """/reconstruct: replace the main DICOM tags (and their search rows and signature) of existing resources,
+    given as (public id, level, "gggg,eeee" -> value). Returns how many resources were found."""
+    updated = 0
+    for public_id, level_value, tags in rows:
+        level = ResourceLevel(level_value)
+        found = conn.execute("SELECT internal_id FROM resources WHERE public_id=? AND level=?",
+                             (public_id, int(level))).fetchone()
+        if found is None:
+            continue
+        internal = int(found[0])
+        conn.execute("UPDATE resources SET main_tags=? WHERE internal_id=?", (orjson.dumps(tags).decode(), internal))
+        conn.execute("DELETE FROM main_dicom_tags WHERE id=?", (internal,))
+        conn.executemany("INSERT INTO main_dicom_tags(id, tag, value) VALUES (?,?,?)",
+                         [(internal, int(k.replace(",", ""), 16), v) for k, v in tags.items()])
+        conn.execute("DELETE FROM dicom_identifiers WHERE id=?", (internal,))
+        conn.executemany("INSERT INTO dicom_identifiers(id, tag, value) VALUES (?,?,?)",
+                         [(internal, t, normalize_identifier(tags.get(f"{t >> 16:04x},{t & 0xFFFF:04x}", "")))
+                          for t in IDENTIFIER_TAGS[level]])
+        _set_metadata(conn, internal, MetadataType.MainDicomTagsSignature, signature(level))
+        updated += 1
+    return updated

@@ -6,9 +6,9 @@ from typing import Final
 
 from aiohttp import web
 
-from . import attachments, changes, find, images, jobs, metadata, modalities, resources, system, tags, upload_form
+from . import attachments, changes, find, images, jobs, metadata, modalities, modify, resources, system, tags, upload_form
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})

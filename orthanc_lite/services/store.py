@@ -34,10 +34,12 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> StoredInstance:
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
+                         extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """`store_bytes` up to the commit, for a thread that may block (a worker, a DICOM association); the caller
-    then runs `announce()` on the loop. Unless IngestTranscoding may change the file, the attachment is written
-    and its fsync started first, so that the fsync overlaps the parse and the index statements."""
+    then runs `announce()` on the loop. `extra_metadata` = (level, type, value) rows to set on the instance or
+    its parents (ModifiedFrom, AnonymizedFrom). Unless IngestTranscoding may change the file, the attachment is
+    written and its fsync started first, so that the fsync overlaps the parse and the index statements."""
     compress = bool(ctx.settings.StorageCompression)
     if ctx.settings.IngestTranscoding:
         with ctx.executors.cpu_turn:
@@ -46,11 +48,11 @@ def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin) -> Sto
         if transcoded is not None:
             parsed, data = transcoded
         stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
-        return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin)
+        return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
     stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
     file_durable = ctx.executors.start_fsync(make_durable)
     parsed = _parse_or_drop(ctx, data, stored, file_durable)
-    return _index_sync(ctx, parsed, stored, file_durable, origin)
+    return _index_sync(ctx, parsed, stored, file_durable, origin, extra_metadata)
 
 
 def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
@@ -67,10 +69,18 @@ def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
 
 
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
-                          md5: str | None = None) -> StoredInstance:
+                          md5: str | None = None,
+                          extra_metadata: tuple[tuple[int, int, str], ...] = (),
+                          ingest_transcoding: bool = False) -> StoredInstance:
     """The rest of `store_bytes_blocking` / `store_file_blocking` for a caller that already parsed the file
-    (STOW-RS reads the UIDs first): no second parse. A file path is consumed."""
+    (STOW-RS reads the UIDs first; a modification just wrote the dataset): no second parse. A file path is
+    consumed. `extra_metadata` as for store_bytes_blocking; `ingest_transcoding` applies IngestTranscoding to
+    bytes (a modification without its own Transcode, as Orthanc's ResourceModificationJob)."""
     compress = bool(ctx.settings.StorageCompression)
+    if isinstance(source, bytes) and ingest_transcoding:
+        transcoded = _ingest_transcoding(ctx, parsed, source)
+        if transcoded is not None:
+            parsed, source = transcoded
     if isinstance(source, bytes):
         stored, make_durable = ctx.storage.write_bytes(source, str(uuidlib.uuid4()), compress)
     else:
@@ -79,7 +89,7 @@ def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: Parse
         except BaseException:
             unlink_quietly(source)
             raise
-    return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin)
+    return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
@@ -145,7 +155,8 @@ class StoredInstance:
 
 
 def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
-                file_durable: concurrent.futures.Future[None], origin: Origin) -> StoredInstance:
+                file_durable: concurrent.futures.Future[None], origin: Origin,
+                extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
     fsync (`file_durable`, started before) runs beside the statements; the commit waits for it, so no committed
     row ever points at a file that a power cut could lose."""
@@ -167,6 +178,7 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
         max_storage_bytes=int(settings.MaximumStorageSize) * 1024 * 1024,
         max_patients=int(settings.MaximumPatientCount),
         reject_when_full=settings.MaximumStorageMode == "Reject",
+        parent_metadata=extra_metadata,
     )
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)
