@@ -57,7 +57,10 @@ class Executors:
             return fn()
 
         future = self.fsync.submit(run)
-        begun.wait(FSYNC_START_WAIT_S)
+        if not self.cpu_turn.locked():
+            # With another parse running (several ingests at once), the fsync thread could get the GIL only
+            # once that parse ends: waiting for it would serialise this ingest behind it for nothing.
+            begun.wait(FSYNC_START_WAIT_S)
         return future
 
     def close(self) -> None:
