@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
-# bench/pixels.py (issue 10: preview, transcoding), bench/modify.py (issue 12: anonymization), bench/throughput.py
-# (issue 13: ingest against Orthanc and the libraries' floor in the same run)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "throughput")
+# bench/pixels.py, bench/modify.py (issue 12: anonymization), bench/archive.py (issue 10: ZIP MB/s),
+# bench/throughput.py (issue 13: ingest against Orthanc and the libraries' floor in the same run)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "throughput")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from ..model import AttachmentInfo, Change, ChangeType, ResourceLevel
-from . import jobs, reads, writes
+from . import archive, jobs, reads, writes
 from .engine import SqliteEngine
 from .reads import ResourceInfo
 from .writes import DeleteOutcome, NewInstance, StoreOutcome
@@ -63,6 +63,10 @@ class SqliteIndex:
         await self.engine.write(functools.partial(writes.set_global_property, prop=prop, value=value))
 
     # --- reads ------------------------------------------------------------------------------
+    async def archive_content(self, public_ids: list[str]) -> archive.ArchiveContent:
+        """Every instance below these resources, for ZIP archives and media (one read transaction)."""
+        return await self.engine.read(functools.partial(archive.archive_content, public_ids=public_ids))
+
     async def find_internal(self, public_id: str, level: ResourceLevel | None = None) -> tuple[int, ResourceLevel] | None:
         return await self.engine.read(functools.partial(reads.find_internal, public_id=public_id, level=level))
 

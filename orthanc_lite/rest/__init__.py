@@ -6,12 +6,13 @@ from typing import Final
 
 from aiohttp import web
 
-from . import attachments, changes, find, images, jobs, metadata, modalities, modify, resources, system, tags, upload_form
+from . import archive, attachments, changes, find, images, jobs, metadata, modalities, modify, resources, system, tags, upload_form
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify, archive)
 
 # POST routes that only read: kept in ReadOnly mode.
-READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup"})
+READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup",
+                                     "/tools/create-archive", "/tools/create-media", "/tools/create-media-extended"})
 
 
 def setup_routes(app: web.Application, read_only: bool = False) -> None:

@@ -9,7 +9,8 @@ import orjson
 from aiohttp import web
 from pydicom.uid import generate_uid
 
-from .. import __version__, log
+from .. import log
+from ..version import __version__
 from ..dicom import transfer_syntaxes
 from ..dimse import conformance
 from ..dicom.tags import signature
