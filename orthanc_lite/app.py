@@ -6,7 +6,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from .app_keys import CONTEXT
+from .app_keys import CONTEXT, JOBS
 from .config import Settings
 from .dicomweb.client import client_routes
 from .dicomweb.routes import setup_dicomweb
@@ -27,10 +27,11 @@ def build(settings: Settings) -> web.Application:
         client_max_size=64 * 1024 * 1024,
     )
     context = ServerContext(settings)
-    context.jobs = JobEngine(context)  # started and stopped by the context's open() / close()
     app[CONTEXT] = context
+    app[JOBS] = JobEngine(context)
     app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(_context_lifecycle)
+    app.cleanup_ctx.append(_jobs_lifecycle)  # after the context: stops (and saves the jobs) before it closes
     app.cleanup_ctx.append(dicom_server_context)  # after the context: stops first
     setup_routes(app, read_only=bool(settings.ReadOnly))
     setup_dicomweb(app, settings)
@@ -45,3 +46,9 @@ async def _context_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await ctx.open()
     yield
     await ctx.close()
+
+
+async def _jobs_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[JOBS].start()
+    yield
+    await app[JOBS].close()

@@ -11,8 +11,9 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from . import app as app_module
-from .app_keys import CONTEXT
+from .app_keys import CONTEXT, JOBS
 from .config import Settings, check_startup_security, load
+from .jobs.engine import JobEngine
 from .services.context import ServerContext
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class Server:
     @property
     def context(self) -> ServerContext:
         return self.app[CONTEXT]
+
+    @property
+    def jobs(self) -> JobEngine:
+        return self.app[JOBS]
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from pydicom.datadict import keyword_for_tag
 
+from ..app_keys import JOBS
 from ..config import DicomWebServer
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
@@ -137,7 +138,7 @@ def _simplified_qido(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _submit(ctx: ServerContext, job: Any, body: dict[str, Any], synchronous_default: bool) -> web.Response:
+async def _submit(request: web.Request, job: Any, body: dict[str, Any], synchronous_default: bool) -> web.Response:
     """The plugin's SubmitJob: Synchronous, else !Asynchronous, else the route's default; Priority."""
     if isinstance(body.get("Synchronous"), bool):
         synchronous = body["Synchronous"]
@@ -148,10 +149,10 @@ async def _submit(ctx: ServerContext, job: Any, body: dict[str, Any], synchronou
     priority = body.get("Priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise OrthancError(ErrorCode.BadFileFormat, 'The field "Priority" must be an integer')
-    assert ctx.jobs is not None
+    jobs = request.app[JOBS]
     if synchronous:
-        return json_response(await ctx.jobs.run_sync(job, priority))
-    job_id = ctx.jobs.submit(job, priority)
+        return json_response(await jobs.run_sync(job, priority))
+    job_id = jobs.submit(job, priority)
     # The plugin answers a path relative to {root}servers/{name}/...
     return json_response({"ID": job_id, "Path": f".././../jobs/{job_id}"})
 
@@ -174,7 +175,7 @@ async def stow_to_server(request: web.Request) -> web.Response:
         by_level[_LEVEL_KEYS[level]].append(resource)
         instances += [instance for instance, _ in await child_instances(ctx, resource)]
     job = StowClientJob(name, list(dict.fromkeys(instances)), by_level, _string_map(body, "HttpHeaders"))
-    return await _submit(ctx, job, body, synchronous_default=True)
+    return await _submit(request, job, body, synchronous_default=True)
 
 
 def _retrieve_uri(resource: Any) -> str:
@@ -207,7 +208,7 @@ async def retrieve_from_server(request: web.Request) -> web.Response:
         raise OrthancError(ErrorCode.BadFileFormat, 'The field "Resources" must be an array')
     headers, arguments = _string_map(body, "HttpHeaders"), _string_map(body, "GetArguments")
     job = WadoRetrieveJob(name, [(_retrieve_uri(r), arguments, headers) for r in resources])
-    return await _submit(ctx, job, body, synchronous_default=True)
+    return await _submit(request, job, body, synchronous_default=True)
 
 
 async def wado_from_server(request: web.Request) -> web.Response:
@@ -216,7 +217,7 @@ async def wado_from_server(request: web.Request) -> web.Response:
     ctx, name, server, body = await _server_call(request)
     uri, arguments, headers = _uri_request(body)
     job = WadoRetrieveJob(name, [(uri, arguments, headers)])
-    return await _submit(ctx, job, body, synchronous_default=False)
+    return await _submit(request, job, body, synchronous_default=False)
 
 
 async def delete_on_server(request: web.Request) -> web.Response:

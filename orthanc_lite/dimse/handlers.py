@@ -12,11 +12,11 @@ import io
 import logging
 import os
 import shutil
-import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -26,30 +26,23 @@ from pynetdicom.events import Event
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin
 from ..services.store import announce, store_bytes_blocking, store_file_blocking
-from . import fastpath, policy, query, scu, status
+from . import fastpath, policy, queries, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
+from .sockets import set_nodelay
 from .worklists import WorklistSettings, find_worklists
 
 if TYPE_CHECKING:
-    from .server import DicomServer
+    from ..config import Modality
+    from ..services.context import ServerContext
+    from .bridge import Bridge
+    from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
 
 # Yielded instead of a dataset that cannot be read: pynetdicom counts any non-Dataset as a failed
 # sub-operation (an empty Dataset would be skipped without being counted).
 UNREADABLE = "unreadable instance"
-
-
-def set_nodelay(event: Event) -> None:
-    """EVT_CONN_OPEN: disable Nagle (without it a C-STORE round trip waits for the delayed ACK)."""
-    try:
-        assoc: Any = event.assoc
-        sock = assoc.dul.socket.socket
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (AttributeError, OSError):
-        logger.debug("Cannot set TCP_NODELAY", exc_info=True)
 
 
 @dataclass
@@ -61,10 +54,28 @@ def _state(event: Event) -> _AssocState | None:
     return getattr(event.assoc, "_ol_state", None)
 
 
+class HandlerHost(Protocol):
+    """What the handlers need of the DICOM server that runs them (dimse/server.py's DicomServer)."""
+
+    ctx: ServerContext
+    bridge: Bridge
+    gate: threading.BoundedSemaphore
+
+    async def snapshot(self, calling_aet: str, called_aet: str, remote_ip: str) -> Snapshot: ...
+
+    async def modality_for_aet(self, aet: str) -> Modality | None: ...
+
+    async def start_background_move(self, modality: Modality, instances: list[InstanceToSend],
+                                    originator_aet: str, originator_id: int) -> None: ...
+
+    async def start_storage_commitment(self, requester_aet: str, transaction_uid: str,
+                                       refs: list[tuple[str, str]]) -> None: ...
+
+
 class Handlers:
     """Binds the handlers to one DicomServer (its context, bridge and thread gate)."""
 
-    def __init__(self, server: DicomServer) -> None:
+    def __init__(self, server: HandlerHost) -> None:
         self.server = server
         self.ctx = server.ctx
         self.bridge = server.bridge
@@ -336,7 +347,7 @@ class Handlers:
             return
         holder: dict[str, Any] = {}
         yield modality.Host, modality.Port, scu.store_association_kwargs(
-            self.server, modality, instances, holder)
+            int(self.settings.MaximumPduLength), instances, holder)
         yield len(instances)
         for instance in instances:
             if event.is_cancelled:
@@ -416,10 +427,27 @@ class Handlers:
         return status.SUCCESS, None
 
     def on_n_event_report(self, event: Event) -> tuple[int, Dataset | None]:
-        """Reports answering our own storage commitment requests (SCU side, not kept yet)."""
+        """The report answering one of our storage commitment requests: fills GET /storage-commitment/{uid}."""
         if not self._allowed(event, Request.N_EVENT_REPORT):
             return status.PROCESSING_FAILURE, None
-        logger.info("Received a storage commitment report from %s", event.assoc.requestor.ae_title)
+        remote_aet = str(event.assoc.requestor.ae_title).strip()
+        try:
+            info: Any = event.event_information
+            transaction = str(info.TransactionUID)
+            success = [(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID))
+                       for i in info.get("ReferencedSOPSequence", [])]
+            failures = [(str(i.ReferencedSOPClassUID), str(i.ReferencedSOPInstanceUID),
+                         int(i.get("FailureReason", status.PROCESSING_FAILURE)))
+                        for i in info.get("FailedSOPSequence", [])]
+        except Exception as exc:  # noqa: BLE001 - malformed report (logged)
+            logger.error("Storage commitment: bad N-EVENT-REPORT from %s: %s", remote_aet, exc)
+            return status.PROCESSING_FAILURE, None
+        if not queries.reports(self.ctx).complete(transaction, remote_aet, success, failures):
+            logger.warning("Storage commitment report from %s for an unknown transaction: %s", remote_aet,
+                           transaction)
+        else:
+            logger.info("Storage commitment report from %s: %d success, %d failures", remote_aet, len(success),
+                        len(failures))
         return status.SUCCESS, None
 
 

@@ -18,11 +18,11 @@ from pynetdicom.presentation import PresentationContext
 
 from ..config import Modality
 from . import policy, status
+from .sockets import set_nodelay
 
 if TYPE_CHECKING:
     from ..storage.filesystem import FilesystemStorage
     from .query import InstanceToSend
-    from .server import DicomServer
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,6 @@ MAX_CONTEXTS = 128
 
 
 def _nodelay_handlers() -> Any:
-    from .handlers import set_nodelay
-
     return [(evt.EVT_CONN_OPEN, set_nodelay)]
 
 
@@ -59,7 +57,7 @@ def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationConte
     return contexts
 
 
-def store_association_kwargs(server: DicomServer, modality: Modality, instances: Sequence[InstanceToSend],
+def store_association_kwargs(max_pdu: int, instances: Sequence[InstanceToSend],
                              holder: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments pynetdicom's C-MOVE SCP passes to AE.associate() for the sub-operations:
     our contexts, TCP_NODELAY, and a hook that hands the association to the handler (to pick syntaxes)."""
@@ -70,7 +68,7 @@ def store_association_kwargs(server: DicomServer, modality: Modality, instances:
     return {
         "contexts": storage_contexts((i.sop_class, i.transfer_syntax) for i in instances),
         "evt_handlers": [*_nodelay_handlers(), (evt.EVT_ESTABLISHED, capture)],
-        "max_pdu": int(server.ctx.settings.MaximumPduLength),
+        "max_pdu": max_pdu,
     }
 
 

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from ..model import AttachmentInfo, Change, ChangeType, ResourceLevel
-from . import archive, jobs, reads, writes
+from . import archive, jobs, reads, sending, writes
 from .engine import SqliteEngine
 from .reads import ResourceInfo
 from .writes import DeleteOutcome, NewInstance, StoreOutcome
@@ -204,3 +204,11 @@ class SqliteIndex:
 
     async def load_jobs(self) -> list[tuple[str, int, str]]:
         return await self.engine.read(jobs.load_jobs)
+
+    # --- outgoing transfers (C-STORE SCU, peers) -------------------------------------------------
+    async def resolve_for_sending(self, public_ids: list[str]) -> tuple[list[sending.ExportedResource],
+                                                                        list[sending.OutgoingInstance], list[str]]:
+        return await self.engine.read(functools.partial(sending.resolve, public_ids=public_ids))
+
+    async def instances_by_id(self, public_ids: list[str]) -> dict[str, sending.OutgoingInstance]:
+        return await self.engine.read(functools.partial(sending.instances_by_id, public_ids=public_ids))

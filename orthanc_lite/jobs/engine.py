@@ -141,7 +141,7 @@ class JobRecord:
 
 
 class JobEngine:
-    """ctx.jobs. Created by app.build(), started and closed by ServerContext.open()/close()."""
+    """The job engine. Created by app.build() (app[JOBS]), started and closed by its cleanup context."""
 
     def __init__(self, ctx: ServerContext) -> None:
         settings = ctx.settings

@@ -6,9 +6,11 @@ from typing import Final
 
 from aiohttp import web
 
-from . import archive, attachments, changes, find, images, jobs, metadata, modalities, modify, resources, system, tags, upload_form
+from . import (archive, attachments, changes, find, images, jobs, metadata, modalities, modality_ops, modify,
+               peer_ops, queries, resources, system, tags, upload_form)
 
-MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify, archive)
+MODULES: Final = (system, resources, changes, modalities, metadata, attachments, tags, find, jobs, images, modify, archive,
+                  modality_ops, peer_ops, queries)
 
 # POST routes that only read: kept in ReadOnly mode.
 READ_ONLY_POSTS: Final = frozenset({"/tools/find", "/tools/count-resources", "/tools/lookup",

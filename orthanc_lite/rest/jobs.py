@@ -7,6 +7,7 @@ import os
 from aiohttp import web
 
 from ..errors import ErrorCode, OrthancError
+from ..app_keys import JOBS
 from ..jobs.engine import JobEngine, JobState
 from .helpers import ctx_of, json_response
 
@@ -14,10 +15,7 @@ routes = web.RouteTableDef()
 
 
 def engine_of(request: web.Request) -> JobEngine:
-    engine = ctx_of(request).jobs
-    if engine is None:
-        raise OrthancError(ErrorCode.InternalError, "The jobs engine is not running")
-    return engine
+    return request.app[JOBS]
 
 
 @routes.get("/jobs")

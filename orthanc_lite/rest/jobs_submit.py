@@ -7,9 +7,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from ..app_keys import JOBS
 from ..errors import ErrorCode, OrthancError
 from ..jobs.base import Job
-from .helpers import ctx_of, json_response
+from .helpers import json_response
 
 
 def is_synchronous(body: Any, default: bool = True) -> bool:
@@ -46,9 +47,7 @@ async def submit_job(request: web.Request, job: Job, body: dict[str, Any],
     {"ID", "Path"}). A failed synchronous job answers its error like any REST error."""
     synchronous = is_synchronous(body, default_synchronous)
     priority = job_priority(body)
-    engine = ctx_of(request).jobs
-    if engine is None:
-        raise OrthancError(ErrorCode.InternalError, "The jobs engine is not running")
+    engine = request.app[JOBS]
     if synchronous:
         content = await engine.run_sync(job, priority)
         return json_response(sync_answer(content) if sync_answer is not None else content)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..services.modalities import Registry, public_peer
-from .helpers import bool_arg, ctx_of, json_body, json_response
+from .helpers import bool_arg, ctx_of, json_body, json_response, text_response
 
 routes = web.RouteTableDef()
 
@@ -45,14 +45,14 @@ async def modality_configuration(request: web.Request) -> web.Response:
 async def put_modality(request: web.Request) -> web.Response:
     """Create or replace a modality (short or long form)."""
     await registry(request).put_modality(request.match_info["name"], await json_body(request))
-    return json_response({})
+    return text_response("")  # Orthanc answers an empty text/plain body
 
 
 @routes.delete("/modalities/{name}")
 async def delete_modality(request: web.Request) -> web.Response:
     """Forget a modality."""
     await registry(request).delete_modality(request.match_info["name"])
-    return json_response({})
+    return text_response("")  # Orthanc answers an empty text/plain body
 
 
 @routes.get("/peers")
@@ -81,11 +81,11 @@ async def peer_configuration(request: web.Request) -> web.Response:
 async def put_peer(request: web.Request) -> web.Response:
     """Create or replace a peer."""
     await registry(request).put_peer(request.match_info["name"], await json_body(request))
-    return json_response({})
+    return text_response("")  # Orthanc answers an empty text/plain body
 
 
 @routes.delete("/peers/{name}")
 async def delete_peer(request: web.Request) -> web.Response:
     """Forget a peer."""
     await registry(request).delete_peer(request.match_info["name"])
-    return json_response({})
+    return text_response("")  # Orthanc answers an empty text/plain body

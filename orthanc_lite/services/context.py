@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Settings
 from ..executors import Executors
@@ -19,8 +19,6 @@ from ..storage.filesystem import FilesystemStorage
 from .changes import ChangeBus, StabilityTracker, stable_change
 from .modalities import Registry
 
-if TYPE_CHECKING:
-    from ..jobs.engine import JobEngine
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +46,7 @@ class ServerContext:
         self.index = SqliteIndex(settings.index_directory, commit_turn=self.executors.cpu_turn)
         self.bus = ChangeBus()
         self.stability = StabilityTracker(float(settings.StableAge), self._on_stable)
-        self.jobs: JobEngine | None = None
-        self.registry = Registry(self)  # DicomModalities and OrthancPeers, editable at runtime
+        self.registry = Registry(settings, self.index)  # DicomModalities and OrthancPeers, editable at runtime
         # Runtime-mutable settings (PUT /tools/...), as Orthanc keeps them outside its configuration.
         self.default_encoding: str = settings.DefaultEncoding
         self.accepted_transfer_syntaxes: list[str] = list(settings.AcceptedTransferSyntaxes)
@@ -66,16 +63,12 @@ class ServerContext:
         await self._check_consistency()
         await self.registry.load()
         self.stability.start()
-        if self.jobs is not None:  # created by app.build() (jobs/ sits above services/)
-            await self.jobs.start()
 
     async def close(self) -> None:
         """Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self.jobs is not None:
-            await self.jobs.close()
         await self.stability.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

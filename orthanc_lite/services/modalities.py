@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..config import ConfigError, Modality, Peer
+from ..config import ConfigError, Modality, Peer, Settings
 from ..errors import ErrorCode, OrthancError
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from ..index.sqlite import SqliteIndex
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +25,19 @@ PEERS_PROPERTY = 21       # Orthanc's GlobalProperty_Peers
 class Registry:
     """Runtime view of DicomModalities and OrthancPeers (the DICOM server reads modalities from here)."""
 
-    def __init__(self, ctx: ServerContext) -> None:
-        self._ctx = ctx
-        self.modalities: dict[str, Modality] = dict(ctx.settings.modalities)
-        self.peers: dict[str, Peer] = dict(ctx.settings.peers)
+    def __init__(self, settings: Settings, index: SqliteIndex) -> None:
+        self._settings = settings
+        self._index = index
+        self.modalities: dict[str, Modality] = dict(settings.modalities)
+        self.peers: dict[str, Peer] = dict(settings.peers)
 
     async def load(self) -> None:
-        s = self._ctx.settings
+        s = self._settings
         if s.DicomModalitiesInDatabase:
-            raw = await self._ctx.index.global_property(MODALITIES_PROPERTY)
+            raw = await self._index.global_property(MODALITIES_PROPERTY)
             self.modalities = {k: Modality.from_json(v, f"modality {k}") for k, v in orjson.loads(raw or "{}").items()}
         if s.OrthancPeersInDatabase:
-            raw = await self._ctx.index.global_property(PEERS_PROPERTY)
+            raw = await self._index.global_property(PEERS_PROPERTY)
             self.peers = {k: Peer.from_json(v, f"peer {k}") for k, v in orjson.loads(raw or "{}").items()}
 
     def modality(self, name: str) -> Modality:
@@ -80,14 +81,14 @@ class Registry:
         await self._persist_peers()
 
     async def _persist_modalities(self) -> None:
-        if self._ctx.settings.DicomModalitiesInDatabase:
+        if self._settings.DicomModalitiesInDatabase:
             data = {k: m.to_json() for k, m in self.modalities.items()}
-            await self._ctx.index.set_global_property(MODALITIES_PROPERTY, orjson.dumps(data).decode())
+            await self._index.set_global_property(MODALITIES_PROPERTY, orjson.dumps(data).decode())
 
     async def _persist_peers(self) -> None:
-        if self._ctx.settings.OrthancPeersInDatabase:
+        if self._settings.OrthancPeersInDatabase:
             data = {k: p.to_json() for k, p in self.peers.items()}
-            await self._ctx.index.set_global_property(PEERS_PROPERTY, orjson.dumps(data).decode())
+            await self._index.set_global_property(PEERS_PROPERTY, orjson.dumps(data).decode())
 
 
 def _check_name(name: str) -> None:

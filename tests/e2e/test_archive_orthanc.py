@@ -115,8 +115,7 @@ async def test_async_job_content_matches_orthanc(orthanc_peer: ServerProcess, se
         async with http.post(route, json=body) as resp:
             ours_id = (await resp.json())["ID"]
         theirs_id = requests.post(orthanc_peer.url + route, json=body, timeout=30).json()["ID"]
-        assert server.context.jobs is not None
-        await server.context.jobs.join()
+        await server.jobs.join()
         async with http.get(f"/jobs/{ours_id}") as resp:
             ours = await resp.json()
         deadline = time.monotonic() + 30

@@ -92,8 +92,7 @@ def _clean_counting_state() -> None:
 
 
 def engine(server: orthanc_lite.Server) -> JobEngine:
-    assert server.context.jobs is not None
-    return server.context.jobs
+    return server.jobs
 
 
 async def started(name: str) -> None:

@@ -27,8 +27,7 @@ async def _job(http: aiohttp.ClientSession, server: orthanc_lite.Server, url: st
         assert resp.status == 200, await resp.text()
         submitted = await resp.json()
     assert set(submitted) == {"ID", "Path"} and submitted["Path"] == f"/jobs/{submitted['ID']}"
-    assert server.context.jobs is not None
-    await server.context.jobs.join()
+    await server.jobs.join()
     async with http.get(submitted["Path"]) as resp:
         return dict(await resp.json())
 
@@ -94,8 +93,7 @@ async def test_cancelled_archive_leaves_no_file(settings: Settings) -> None:
             for job_id in ids[1:]:
                 async with http.post(f"/jobs/{job_id}/cancel", json={}) as resp:
                     assert resp.status == 200
-            assert srv.context.jobs is not None
-            await srv.context.jobs.join()
+            await srv.jobs.join()
             states = []
             for job_id in ids:
                 async with http.get(f"/jobs/{job_id}") as resp:
@@ -108,7 +106,7 @@ async def test_cancelled_archive_leaves_no_file(settings: Settings) -> None:
                 running = (await resp.json())["ID"]
             async with http.post(f"/jobs/{running}/cancel", json={}) as resp:
                 assert resp.status == 200
-            await srv.context.jobs.join()
+            await srv.jobs.join()
             async with http.get(f"/jobs/{running}") as resp:
                 assert (await resp.json())["State"] == "Failure"
             assert len([n for n in os.listdir(srv.context.storage.incoming_dir()) if n.endswith(".zip")]) == 1

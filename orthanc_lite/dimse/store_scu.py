@@ -1,0 +1,171 @@
+"""C-ECHO and C-STORE SCU towards a remote modality (REST /modalities/{id}/echo|store|store-straight).
+
+Blocking: run in the dimse pool. One association per job, never shared between threads; `abort()` is the one
+call made from another thread (the loop, on cancel), and it does not block. Failures raise OrthancError
+NetworkProtocol with Orthanc's wording ("DicomAssociation - ..." / "C-STORE SCU to AET ...").
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pydicom
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+
+from ..config import Modality
+from ..errors import ErrorCode, OrthancError
+from . import policy
+from .scu import adapt_to_contexts, storage_contexts
+from .sockets import set_nodelay
+
+logger = logging.getLogger(__name__)
+
+# Statuses Orthanc's DicomStoreUserConnection takes as a success (warnings included).
+STORE_SUCCESS: Final = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+WAKE_FOR_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Who calls whom, and how long to wait (None: no limit, as Orthanc's timeout 0)."""
+
+    local_aet: str
+    modality: Modality
+    timeout: float | None
+    max_pdu: int = 16384
+
+    @property
+    def remote_aet(self) -> str:
+        return self.modality.AET
+
+
+def _fail(endpoint: Endpoint, command: str, info: str) -> OrthancError:
+    return OrthancError(ErrorCode.NetworkProtocol, f'DicomAssociation - {command} to AET "{endpoint.remote_aet}": {info}')
+
+
+def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | None = None) -> Association:
+    """Open an association, or raise NetworkProtocol (refused, rejected, aborted, timed out). `holder` gets
+    the association as soon as the TCP connection is up, so that a cancel can abort the negotiation."""
+    ae = AE(ae_title=endpoint.local_aet)
+    timeout = endpoint.timeout
+    ae.acse_timeout = timeout if timeout else 60
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    modality = endpoint.modality
+
+    def on_connect(event: Any) -> None:
+        set_nodelay(event)
+        if holder is not None:
+            holder["assoc"] = event.assoc
+
+    assoc = ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
+                         max_pdu=endpoint.max_pdu, evt_handlers=[(evt.EVT_CONN_OPEN, on_connect)])
+    if assoc.is_established:
+        return assoc
+    if assoc.is_rejected:
+        info = "Association Rejected"
+    elif assoc.is_aborted:
+        info = "Association Aborted (no answer, or the peer aborted)"
+    else:
+        info = f"Failed to establish association (TCP Initialization Error: cannot connect to {modality.Host}:{modality.Port})"
+    raise _fail(endpoint, "connecting", info)
+
+
+def echo(endpoint: Endpoint) -> bool:
+    """C-ECHO: True if the remote answered Success. A failed association raises NetworkProtocol."""
+    cx = policy.context(policy.VERIFICATION, policy.GENERIC_SYNTAXES)
+    cx.context_id = 1
+    assoc = associate(endpoint, [cx])
+    try:
+        rsp = assoc.send_c_echo()
+        return bool(rsp is not None and "Status" in rsp and int(rsp.Status) == 0)
+    finally:
+        release(assoc)
+
+
+def open_store(endpoint: Endpoint, pairs: Iterable[tuple[str, str]], holder: dict[str, Any] | None = None) -> Association:
+    """One association for a whole set: per SOP class, its stored syntaxes first, the uncompressed ones after."""
+    return associate(endpoint, storage_contexts(pairs), holder)
+
+
+def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: str | None = None,
+          originator_id: int | None = None) -> tuple[str, str]:
+    """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). Decompressed when the peer only took an
+    uncompressed syntax. Raises NetworkProtocol on a failure status, a lost association or no context."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        sop_class, sop_instance = str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad files
+        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse the DICOM file to send: {exc}") from None
+    if not assoc.is_established:
+        raise _fail(endpoint, "C-STORE", "The association is not open anymore")
+    adapt_to_contexts(dataset, assoc, as_requestor=True)
+    try:
+        rsp = assoc.send_c_store(dataset, originator_aet=originator_aet or None, originator_id=originator_id)
+    except ValueError as exc:  # no accepted presentation context fits
+        raise OrthancError(ErrorCode.NetworkProtocol,
+                           f'C-STORE SCU to AET "{endpoint.remote_aet}": the remote modality accepts no presentation '
+                           f"context for SOP class {sop_class} ({exc})") from None
+    except (RuntimeError, OSError) as exc:
+        raise _fail(endpoint, "C-STORE", f"{exc}") from None
+    if rsp is None or "Status" not in rsp:
+        raise _fail(endpoint, "C-STORE", "DIMSE No data available (timeout or association lost)")
+    status = int(rsp.Status)
+    if status not in STORE_SUCCESS:
+        raise OrthancError(ErrorCode.NetworkProtocol,
+                           f'C-STORE SCU to AET "{endpoint.remote_aet}" has failed with DIMSE status 0x{status:04X}')
+    return sop_class, sop_instance
+
+
+def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
+    """store-straight: one file over its own association."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+        pair = (str(dataset.SOPClassUID), str(dataset.file_meta.TransferSyntaxUID))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad files
+        raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse the DICOM file to send: {exc}") from None
+    assoc = open_store(endpoint, [pair])
+    try:
+        return store(assoc, endpoint, data)
+    finally:
+        release(assoc)
+
+
+def release(assoc: Association) -> None:
+    """Release politely (blocking, bounded by the ACSE timeout); abort if that fails."""
+    try:
+        if assoc.is_established:
+            assoc.release()
+    except Exception:  # noqa: BLE001 - a peer gone mid-release: nothing left to do but drop it
+        logger.debug("Release failed, aborting", exc_info=True)
+        abort(assoc)
+
+
+def abort(assoc: Association, waiting: threading.Event | None = None) -> None:
+    """A-ABORT without waiting: safe from the loop thread. `waiting` is set while a thread waits in a DIMSE call
+    on this association: it is woken up (see _wake)."""
+    try:
+        assoc.abort(block=False)  # no-op once released or aborted; also valid while negotiating
+    except Exception:  # noqa: BLE001 - already gone
+        logger.debug("Abort failed", exc_info=True)
+    assoc.dimse.msg_queue.put((None, None))
+    if waiting is not None and waiting.is_set():
+        threading.Thread(target=_wake, args=(assoc, waiting), name="scu-wake", daemon=True).start()
+
+
+def _wake(assoc: Association, waiting: threading.Event) -> None:
+    """A local abort does not wake a thread waiting for a DIMSE response (only a peer's abort does, and with no
+    DIMSE timeout it would wait forever). pynetdicom's "association gone" marker (None, None) does, but the
+    association's reactor, restarted by the abort, may take it first: hand it over until the waiter is gone."""
+    deadline = time.monotonic() + WAKE_FOR_S
+    while waiting.is_set() and time.monotonic() < deadline:
+        assoc.dimse.msg_queue.put((None, None))
+        time.sleep(0.02)
