@@ -22,8 +22,9 @@ from typing import Any
 
 # bench/find.py (issue 3: search), bench/dimse.py (issue 4: C-STORE/C-FIND), bench/dicomweb.py (issue 11),
 # bench/pixels.py, bench/modify.py (issue 12: anonymization), bench/archive.py (issue 10: ZIP MB/s),
-# bench/sending.py (issue 9: C-STORE SCU and peer stores), bench/cmove.py (issue 9: C-MOVE from real Orthanc)
-OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "sending", "cmove")
+# bench/sending.py (issue 9: C-STORE SCU and peer stores), bench/cmove.py (issue 9: C-MOVE from real Orthanc),
+# bench/throughput.py (issue 13: ingest against Orthanc and the libraries' floor in the same run)
+OPTIONAL_SECTIONS = ("find", "dimse", "dicomweb", "pixels", "modify", "archive", "sending", "cmove", "throughput")
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,23 @@ class Executors:
     async def run_dimse(self, fn: Callable[..., T], *args: object) -> T:
         return await _run(self.dimse, fn, *args)
 
-    def submit_fsync(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        """From a worker thread: start an fsync and go on (the index statements run meanwhile)."""
-        return self.fsync.submit(fn, *args)
+    def start_fsync(self, fn: Callable[[], T]) -> Future[T]:
+        """From a worker thread: start an fsync and go on (the parse and the index statements run meanwhile),
+        returning only once the fsync thread runs `fn`. Without the handshake the fsync
+        thread waits for the GIL until the caller's next pure-Python stretch (a parse) ends, so the fsync
+        would not overlap it; waiting here hands the GIL over once, and the syscall then releases it."""
+        begun = threading.Event()
+
+        def run() -> T:
+            begun.set()
+            return fn()
+
+        future = self.fsync.submit(run)
+        if not self.cpu_turn.locked():
+            # With another parse running (several ingests at once), the fsync thread could get the GIL only
+            # once that parse ends: waiting for it would serialise this ingest behind it for nothing.
+            begun.wait(FSYNC_START_WAIT_S)
+        return future
 
     def close(self) -> None:
         if self._closed:
@@ -63,4 +77,5 @@ async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: object) ->
     return await loop.run_in_executor(pool, functools.partial(ctx.run, fn, *args))
 
 
+FSYNC_START_WAIT_S: Final = 0.05  # bound on the handshake should every fsync thread be busy
 SMALL_INLINE_BYTES: Final = 64 * 1024  # below this, hashing/reading inline costs less than a thread hop

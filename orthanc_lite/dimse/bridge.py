@@ -9,6 +9,7 @@ a loop that is going away), as Home Assistant's run_callback_threadsafe does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import threading
@@ -33,6 +34,9 @@ class Bridge:
         self._loop_thread = threading.get_ident()
         self.timeout = timeout
         self._closed = False
+        self._batch: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._batch_lock = threading.Lock()
+        self._batch_scheduled = False
 
     def close(self) -> None:
         """Refuse new calls; calls already running finish normally. Idempotent."""
@@ -74,6 +78,32 @@ class Bridge:
             self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError as exc:  # the loop closed between _check() and here
             raise BridgeError(str(exc)) from None
+
+    def call_soon_batched(self, fn: Callable[..., Any], *args: Any) -> None:
+        """`call_soon`, but calls made while an earlier one still waits for the loop share its wake-up (one
+        self-pipe write and one loop iteration for all of them: several associations storing at once).
+        The calls run in order."""
+        self._check()
+        with self._batch_lock:
+            self._batch.append((fn, args))
+            if self._batch_scheduled:
+                return
+            self._batch_scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._run_batch)
+        except RuntimeError as exc:  # the loop closed between _check() and here
+            raise BridgeError(str(exc)) from None
+
+    def _run_batch(self) -> None:
+        with self._batch_lock:
+            calls = list(self._batch)
+            self._batch.clear()
+            self._batch_scheduled = False
+        for fn, args in calls:
+            try:
+                fn(*args)
+            except Exception:  # as the loop would do with a failing callback: log it, run the others
+                logger.exception("Error in a call from a DICOM association thread")
 
     def iterate(self, make: Callable[..., AsyncIterator[T]], *args: Any,
                 timeout: float | None = None) -> Iterator[T]:

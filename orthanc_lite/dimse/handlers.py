@@ -25,8 +25,8 @@ from pynetdicom.events import Event
 
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin
-from ..services.store import announce, store_file_blocking
-from . import policy, queries, query, scu, status
+from ..services.store import announce, store_bytes_blocking, store_file_blocking
+from . import fastpath, policy, queries, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
 from .sockets import set_nodelay
@@ -125,6 +125,7 @@ class Handlers:
         assoc.acceptor.supported_contexts = policy.build_contexts(
             snap, rq.presentation_context_definition_list, roles)
         assoc._ol_state = _AssocState(snap)
+        fastpath.mark(assoc, self.ctx.storage.incoming_dir())
         assoc._ol_gate = self.server.gate  # the reactor holds a DicomThreadsCount slot while it runs
 
     @staticmethod
@@ -135,8 +136,12 @@ class Handlers:
         assoc.kill()
 
     def on_aborted(self, event: Event) -> None:
-        """A transfer cut mid-dataset leaves pynetdicom's temporary file behind: remove it."""
+        """A transfer cut mid-dataset leaves a spooled or pynetdicom's temporary file behind: remove it."""
         message = getattr(event.assoc.dimse, "message", None)
+        spool = getattr(message, "data_set", None) if message is not None else None
+        if isinstance(spool, fastpath.SpoolBuffer):
+            spool.discard()
+            return
         handle = getattr(message, "_data_set_file", None) if message is not None else None
         if handle is None:
             return
@@ -168,22 +173,39 @@ class Handlers:
     # -- C-STORE ------------------------------------------------------------------------------------
 
     def on_store(self, event: Event) -> int:
-        """The received dataset (a temporary file) goes through the same store service as POST /instances."""
+        """The received dataset (in memory, or a spooled file) goes through the same store service as
+        POST /instances."""
+        spool = event.request.DataSet
+        if not isinstance(spool, fastpath.SpoolBuffer):
+            spool = None
         if not self._allowed(event, Request.STORE):
+            if spool is not None:
+                spool.discard()
             return status.CANNOT_UNDERSTAND
         snap = _state(event).snapshot  # type: ignore[union-attr]
-        try:
-            path = self._take_dataset_file(event)
-        except OSError as exc:
-            logger.error("Cannot move a received dataset into the storage area: %s", exc)
-            return status.OUT_OF_RESOURCES
         origin = Origin("DicomProtocol", remote_ip=snap.remote_ip, remote_aet=snap.calling_aet,
                         called_aet=snap.called_aet)
+        data: bytes | None = None
+        path: str | None = None
+        if spool is not None and spool.path is None:
+            data = spool.getvalue()
+        elif spool is not None:
+            path = spool.path
+        else:
+            try:
+                path = self._take_dataset_file(event)
+            except OSError as exc:
+                logger.error("Cannot move a received dataset into the storage area: %s", exc)
+                return status.OUT_OF_RESOURCES
         try:
             # The store (files + the index's group commit) is thread-safe and runs in this association thread;
             # only the announcement of the changes touches loop objects and crosses the bridge. Two loop
-            # round trips per instance were most of a C-STORE's latency. The file is consumed either way.
-            stored = store_file_blocking(self.ctx, path, origin)
+            # round trips per instance were most of a C-STORE's latency. A file is consumed either way.
+            if data is not None:
+                stored = store_bytes_blocking(self.ctx, data, origin)
+            else:
+                assert path is not None
+                stored = store_file_blocking(self.ctx, path, origin)
         except OrthancError as exc:
             logger.error("C-STORE from %s failed: %s", snap.calling_aet, exc)
             return status.store_error_status(exc)
@@ -191,7 +213,7 @@ class Handlers:
             logger.exception("C-STORE from %s failed", snap.calling_aet)
             return status.store_error_status(exc)
         try:
-            self.bridge.call_soon(announce, self.ctx, stored)
+            self.bridge.call_soon_batched(announce, self.ctx, stored)
         except BridgeError:  # shutting down: the instance is committed, only its notifications are lost
             logger.info("C-STORE during shutdown: changes of %s not announced", stored.result.instance_id)
         return status.store_status(stored.result)

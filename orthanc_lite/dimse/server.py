@@ -24,7 +24,7 @@ from ..dicom.matching import SOP_CLASS_UID, IndexQuery, MatchKind, TagConstraint
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services.find import FindCursor, FindRequest
-from . import policy, reactor, scu, status
+from . import fastpath, policy, reactor, scu, status
 from .bridge import Bridge
 from .handlers import Handlers
 from .policy import Snapshot
@@ -42,10 +42,12 @@ EXTRA_ASSOCIATIONS: Final = 64  # accepted beyond DicomThreadsCount; they wait f
 
 
 def _configure_pynetdicom() -> None:
-    """Process-wide pynetdicom switches: received datasets go to temp files, the event-driven reactors,
-    and no per-message logging handlers unless --trace-dicom switched pynetdicom's logger on."""
+    """Process-wide pynetdicom switches: received datasets go to temp files (our SCP's spool in memory up to
+    a threshold, dimse/fastpath.py), the event-driven reactors, and no per-message logging handlers unless
+    --trace-dicom switched pynetdicom's logger on."""
     _config.STORE_RECV_CHUNKED_DATASET = True
     reactor.install()
+    fastpath.install()
     verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
     _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
     # pynetdicom pretty-prints every identifier before asking the logger (a quarter of a C-FIND's CPU)

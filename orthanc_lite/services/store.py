@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Callable, Final
+from typing import Final
 
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..dicom.transcode import transcode_file
@@ -26,14 +26,7 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return announce(ctx, await ctx.executors.run_io(_store_bytes_sync, ctx, data, origin))
-
-
-def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
-                         extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
-    """`store_bytes` up to the commit, for a worker thread; `extra_metadata` = (level, type, value) rows to set on
-    the instance or its parents (ModifiedFrom, AnonymizedFrom). The caller then runs `announce()` on the loop."""
-    return _store_bytes_sync(ctx, data, origin, extra_metadata)
+    return announce(ctx, await ctx.executors.run_io(store_bytes_blocking, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
@@ -41,16 +34,38 @@ async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | N
     return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
 
 
-def _store_bytes_sync(ctx: ServerContext, data: bytes, origin: Origin,
-                      extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
-    """Worker thread: parse, then write the attachment; the index sees the instance only once both are done."""
-    with ctx.executors.cpu_turn:
-        parsed = parse_instance(data, ctx.default_encoding)
-    transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
-    if transcoded is not None:
-        parsed, data = transcoded
-    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
+def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
+                         extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+    """`store_bytes` up to the commit, for a thread that may block (a worker, a DICOM association); the caller
+    then runs `announce()` on the loop. `extra_metadata` = (level, type, value) rows to set on the instance or
+    its parents (ModifiedFrom, AnonymizedFrom). Unless IngestTranscoding may change the file, the attachment is
+    written and its fsync started first, so that the fsync overlaps the parse and the index statements."""
+    compress = bool(ctx.settings.StorageCompression)
+    if ctx.settings.IngestTranscoding:
+        with ctx.executors.cpu_turn:
+            parsed = parse_instance(data, ctx.default_encoding)
+        transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
+        if transcoded is not None:
+            parsed, data = transcoded
+        stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
+        return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
+    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
+    file_durable = ctx.executors.start_fsync(make_durable)
+    parsed = _parse_or_drop(ctx, data, stored, file_durable)
+    return _index_sync(ctx, parsed, stored, file_durable, origin, extra_metadata)
+
+
+def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
+                   file_durable: concurrent.futures.Future[None]) -> ParsedInstance:
+    """Parse while the attachment's fsync runs (it was written first for that overlap); a file that cannot be
+    parsed is removed again, once closed."""
+    try:
+        with ctx.executors.cpu_turn:
+            return parse_instance(source, ctx.default_encoding)
+    except BaseException:
+        concurrent.futures.wait([file_durable])
+        ctx.storage.remove_sync(stored.uuid)
+        raise
 
 
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
@@ -74,27 +89,33 @@ def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: Parse
         except BaseException:
             unlink_quietly(source)
             raise
-    return _index_sync(ctx, parsed, stored, make_durable, origin, extra_metadata)
+    return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
     """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
-    the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
+    the index's group commit are thread-safe. The caller then runs `announce()` on the loop. An uncompressed
+    file that no IngestTranscoding may change is renamed into place and parsed there while its fsync runs."""
+    compress = bool(ctx.settings.StorageCompression)
+    parsed: ParsedInstance | None = None
     try:
-        with ctx.executors.cpu_turn:
-            parsed = parse_instance(path, ctx.default_encoding)
-        transcoded = _ingest_transcoding(ctx, parsed, path)
-        if transcoded is not None:
-            parsed, data = transcoded
-            with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
-                f.write(data)
-            md5 = None
-        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5,
-                                                      bool(ctx.settings.StorageCompression))
+        if compress or ctx.settings.IngestTranscoding:
+            with ctx.executors.cpu_turn:
+                parsed = parse_instance(path, ctx.default_encoding)
+            transcoded = _ingest_transcoding(ctx, parsed, path)
+            if transcoded is not None:
+                parsed, data = transcoded
+                with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
+                    f.write(data)
+                md5 = None
+        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5, compress)
     except BaseException:
         unlink_quietly(path)
         raise
-    return _index_sync(ctx, parsed, stored, make_durable, origin)
+    file_durable = ctx.executors.start_fsync(make_durable)
+    if parsed is None:
+        parsed = _parse_or_drop(ctx, ctx.storage.local_path(stored.uuid) or path, stored, file_durable)
+    return _index_sync(ctx, parsed, stored, file_durable, origin)
 
 
 _UNCOMPRESSED: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
@@ -133,12 +154,12 @@ class StoredInstance:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, make_durable: Callable[[], None],
-                origin: Origin, extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
+                file_durable: concurrent.futures.Future[None], origin: Origin,
+                extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
-    fsync (`make_durable`, about as long as the index statements) runs beside them; the commit waits for it, so
-    no committed row ever points at a file that a power cut could lose."""
-    file_durable = ctx.executors.submit_fsync(make_durable)
+    fsync (`file_durable`, started before) runs beside the statements; the commit waits for it, so no committed
+    row ever points at a file that a power cut could lose."""
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)

@@ -72,13 +72,7 @@ class FilesystemStorage:
             unlink_quietly(dest)
             raise
 
-        def make_durable() -> None:
-            try:
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-
+        make_durable = functools.partial(_fsync_fd if self._fsync else os.close, fd)
         cmd5 = hashlib.md5(payload).hexdigest() if compress else md5
         return StoredFile(uuid, len(data), len(payload), md5, cmd5, compress), make_durable
 
@@ -100,16 +94,13 @@ class FilesystemStorage:
             if md5 is None:
                 md5 = _file_md5(src_path)
             os.replace(src_path, dest)
-            return StoredFile(uuid, size, size, md5, md5, False), functools.partial(self._fsync_path, dest)
+            if not self._fsync:
+                return StoredFile(uuid, size, size, md5, md5, False), _nothing
+            # Opened here, so that the fsync thread's first blocking call is the fsync itself (each call
+            # releases the GIL, and getting it back waits for whatever pure-Python work runs meanwhile).
+            fd = os.open(dest, os.O_RDONLY)
+            return StoredFile(uuid, size, size, md5, md5, False), functools.partial(_fsync_fd, fd)
         return self._compress_file(src_path, dest, uuid, size, md5), _nothing
-
-    def _fsync_path(self, path: str) -> None:
-        if self._fsync:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
     def _compress_file(self, src_path: str, dest: str, uuid: str, size: int, md5: str | None) -> StoredFile:
         # zlib-with-size: 8-byte little-endian uncompressed size, then a zlib stream (Orthanc's ZlibCompressor).
@@ -213,6 +204,13 @@ def _file_md5(path: str) -> str:
             h.update(chunk)
     return h.hexdigest()
 
+
+
+def _fsync_fd(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _nothing() -> None:

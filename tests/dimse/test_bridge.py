@@ -67,3 +67,37 @@ async def test_timeout_cancels_the_coroutine() -> None:
 async def test_iterate_pulls_an_async_iterator() -> None:
     bridge = Bridge(asyncio.get_running_loop())
     assert await asyncio.to_thread(lambda: list(bridge.iterate(_numbers, 5))) == [0, 1, 2, 3, 4]
+
+
+async def test_batched_calls_all_run_in_order_and_a_failure_stops_none() -> None:
+    """Four threads post 200 calls each without waiting: every call runs on the loop thread, each thread's
+    in its order, and one that raises does not lose the others."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    bridge = Bridge(loop)
+    seen: dict[int, list[int]] = {t: [] for t in range(4)}
+    on_loop: list[bool] = []
+    done = asyncio.Event()
+
+    def record(t: int, i: int) -> None:
+        on_loop.append(threading.get_ident() == loop_thread)
+        if i == 100:
+            raise RuntimeError("one failing call")
+        seen[t].append(i)
+        if sum(map(len, seen.values())) == 4 * 199:
+            done.set()
+
+    loop_thread = threading.get_ident()
+
+    def post(t: int) -> None:
+        for i in range(200):
+            bridge.call_soon_batched(record, t, i)
+
+    await asyncio.gather(*(asyncio.to_thread(post, t) for t in range(4)))
+    await asyncio.wait_for(done.wait(), 10)
+    assert all(on_loop) and len(on_loop) == 800
+    assert all(seen[t] == [i for i in range(200) if i != 100] for t in range(4))
+    bridge.close()
+    with pytest.raises(BridgeError):
+        await asyncio.to_thread(bridge.call_soon_batched, record, 0, 0)

@@ -243,9 +243,17 @@ async def test_full_storage_in_reject_mode_is_0xA700(settings: Settings) -> None
 # The test's own sender thread keeps queueing P-DATA after its A-ABORT: pynetdicom's client-side state machine
 # complains in that thread (Evt9 in Sta13). The server side is what is checked here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("spill_above", [None, 256 * 1024], ids=["in-memory", "spilled"])
 async def test_association_aborted_mid_transfer_leaves_nothing(server: orthanc_lite.Server,
-                                                               http: aiohttp.ClientSession) -> None:
-    """The peer aborts while a 20 MB dataset is on the wire: nothing stored, no temporary file left."""
+                                                               http: aiohttp.ClientSession,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               spill_above: int | None) -> None:
+    """The peer aborts while a 20 MB dataset is on the wire, before or after the receive spilled it to a file
+    (dimse/fastpath.py; the threshold lowered so that 1.6 MB spill): nothing stored, no temporary file left."""
+    if spill_above is not None:
+        from orthanc_lite.dimse import fastpath
+
+        monkeypatch.setattr(fastpath, "IN_MEMORY_BYTES", spill_above)
     ds = pydicom.dcmread(io.BytesIO(make_instance("BIG", size=3200)))  # 3200*3200*2 bytes = 20 MB
 
     def send_and_abort() -> None:

@@ -12,6 +12,7 @@ in flight, then restarted on the same storage. After every restart:
 from __future__ import annotations
 
 import asyncio
+import io
 import hashlib
 import os
 import pathlib
@@ -142,4 +143,89 @@ def test_sigkill_during_sustained_upload_loses_nothing(tmp_path: pathlib.Path, c
     finally:
         proc.stop()
     # Temporary files of interrupted writes (<uuid>.tmp, next to the attachments) must not accumulate either.
+    assert not strays, f"files left in the storage that are neither attachments nor the index: {sorted(strays)[:5]}"
+
+
+# -- the same over DICOM: C-STORE from 4 associations at once ------------------------------------------------------
+
+
+def _store_until_killed(proc: ServerProcess, round_no: int, kill_after: int, answered: dict[str, str]) -> int:
+    """4 pynetdicom SCUs (one association each, in threads) C-STORE until `kill_after` successes, then SIGKILL.
+    `answered` gets public ID -> MD5 of the file the server must hold (pynetdicom's File Meta + the data set as
+    sent). Returns the successes."""
+    import threading
+
+    from pydicom import dcmread
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE
+    from pynetdicom.dsutils import encode
+    from pynetdicom.sop_class import CTImageStorage
+
+    from orthanc_lite import ids
+    from orthanc_lite.dimse.fastpath import file_meta_prefix
+
+    lock = threading.Lock()
+    killed = threading.Event()
+    successes = 0
+
+    def client(c: int) -> None:
+        nonlocal successes
+        ae = AE(ae_title=f"CRASH{c}")
+        ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+        assoc = ae.associate("127.0.0.1", proc.dicom_port, ae_title=proc.aet)
+        assert assoc.is_established
+        try:
+            for body in _instances(100 + round_no, c, kill_after):
+                if killed.is_set():
+                    return
+                ds = dcmread(io.BytesIO(body))
+                try:
+                    rsp = assoc.send_c_store(ds)
+                except Exception:  # noqa: BLE001 - the server died under us: in flight, either outcome is fine
+                    return
+                if "Status" not in rsp:
+                    return  # no answer: the association died with the server
+                assert int(rsp.Status) == 0x0000, f"C-STORE answered 0x{int(rsp.Status):04X}"
+                stored = file_meta_prefix(str(ds.SOPClassUID), str(ds.SOPInstanceUID), ExplicitVRLittleEndian)
+                stored += encode(ds, False, True)
+                public_id = ids.instance_id(str(ds.PatientID), str(ds.StudyInstanceUID),
+                                            str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+                with lock:
+                    answered[public_id] = hashlib.md5(stored).hexdigest()
+                    successes += 1
+                    if successes >= kill_after and not killed.is_set():
+                        killed.set()
+                        proc.kill()
+        finally:
+            if assoc.is_established:
+                assoc.abort()
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert killed.is_set(), "the associations ran out of instances before the kill"
+    return successes
+
+
+@pytest.mark.timeout(90)
+def test_sigkill_during_cstore_over_four_associations_loses_nothing(tmp_path: pathlib.Path) -> None:
+    """As above, over DICOM: every instance answered 0x0000 survives the SIGKILL, byte for byte."""
+    answered: dict[str, str] = {}
+    strays: set[str] = set()
+    proc = spawn_orthanc_lite(tmp_path, {"SyncStorageArea": True})
+    try:
+        for round_no in range(ROUNDS):
+            ok = _store_until_killed(proc, round_no, KILL_AFTER[round_no], answered)
+            assert ok >= KILL_AFTER[round_no]
+            proc.start()
+            stored, round_strays = asyncio.run(_check_consistency(proc, answered))
+            strays.update(round_strays)
+            assert len(answered) <= stored <= len(answered) + CLIENTS
+        log = proc.log_path.read_text(errors="replace")
+        assert "lost their file" not in log, log[-3000:]
+    finally:
+        proc.stop()
     assert not strays, f"files left in the storage that are neither attachments nor the index: {sorted(strays)[:5]}"
