@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -223,25 +223,31 @@ def find(remote: Remote, level: ResourceLevel, query: DicomMap, normalize: bool 
     try:
         if not _accepted(assoc, model):
             raise OrthancError(ErrorCode.DicomFindUnavailable, f"Remote AET is {remote.modality.AET}")
-        final: int | None = None
-        for rsp, ds in assoc.send_c_find(identifier, model):
-            status = _status_of(rsp)
-            if status is None:
-                raise _lost(remote, "C-FIND")
-            if status in PENDING_STATUSES:
-                if ds is not None:
-                    answer = dataset_to_map(ds)
-                    answer.setdefault(QUERY_RETRIEVE_LEVEL, DICOM_LEVEL[level])
-                    _add_meta_uids(answer)
-                    answers.append(answer)
-                continue
-            final = status
-        if final is None:
-            raise _lost(remote, "C-FIND")
-        _check_final(remote, "C-FIND", final, "invalid query ?")
+        for ds in _find_answers(remote, assoc, identifier, model):
+            answer = dataset_to_map(ds)
+            answer.setdefault(QUERY_RETRIEVE_LEVEL, DICOM_LEVEL[level])
+            _add_meta_uids(answer)
+            answers.append(answer)
     finally:
         _release(assoc)
     return answers
+
+
+def _find_answers(remote: Remote, assoc: Any, identifier: Dataset, model: str) -> Iterator[Dataset]:
+    """The datasets of the pending C-FIND responses, as they come; then the final status is checked."""
+    final: int | None = None
+    for rsp, ds in assoc.send_c_find(identifier, model):
+        status = _status_of(rsp)
+        if status is None:
+            raise _lost(remote, "C-FIND")
+        if status in PENDING_STATUSES:
+            if ds is not None:
+                yield ds
+            continue
+        final = status
+    if final is None:
+        raise _lost(remote, "C-FIND")
+    _check_final(remote, "C-FIND", final, "invalid query ?")
 
 
 def _add_meta_uids(answer: DicomMap) -> None:
@@ -437,19 +443,7 @@ def find_worklist(remote: Remote, query: dict[str, Any]) -> list[Dataset]:
     try:
         if not _accepted(assoc, policy.WORKLIST_FIND):
             raise OrthancError(ErrorCode.DicomFindUnavailable, f"Remote AET is {remote.modality.AET}")
-        final: int | None = None
-        for rsp, ds in assoc.send_c_find(identifier, policy.WORKLIST_FIND):
-            status = _status_of(rsp)
-            if status is None:
-                raise _lost(remote, "C-FIND")
-            if status in PENDING_STATUSES:
-                if ds is not None:
-                    answers.append(ds)
-                continue
-            final = status
-        if final is None:
-            raise _lost(remote, "C-FIND")
-        _check_final(remote, "C-FIND", final, "invalid query ?")
+        answers.extend(_find_answers(remote, assoc, identifier, policy.WORKLIST_FIND))
     finally:
         _release(assoc)
     return answers
