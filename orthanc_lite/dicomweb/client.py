@@ -14,6 +14,7 @@ from ..config import DicomWebServer
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..rest.helpers import bool_arg, ctx_of, json_body, json_object_body, json_response
+from ..rest.jobs_submit import job_priority
 from ..services.context import ServerContext
 from ..services.dicomweb_servers import dicomweb_servers, public_server
 from ..services.tags import child_instances, resource_level
@@ -146,9 +147,7 @@ async def _submit(request: web.Request, job: Any, body: dict[str, Any], synchron
         synchronous = not body["Asynchronous"]
     else:
         synchronous = synchronous_default
-    priority = body.get("Priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise OrthancError(ErrorCode.BadFileFormat, 'The field "Priority" must be an integer')
+    priority = job_priority(body)
     jobs = request.app[JOBS]
     if synchronous:
         return json_response(await jobs.run_sync(job, priority))
