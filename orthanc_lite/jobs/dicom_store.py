@@ -134,7 +134,8 @@ class DicomModalityStoreJob(Job):
         """"StorageCommitment": true: ask the modality to commit what was sent (GET /storage-commitment/{uid})."""
         from ..dimse.queries import commit_sent_instances
 
-        sent = [i for i in self.instances if i not in set(self.failed)]
+        failed = set(self.failed)
+        sent = [i for i in self.instances if i not in failed]
         self.transaction_uid = await commit_sent_instances(ctx, self.modality, sent, self.timeout or None,
                                                            self.local_aet)
 
