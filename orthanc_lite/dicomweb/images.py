@@ -9,22 +9,17 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ..dicom import pixels as pixel_module
+from ..dicom import render
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services import dicomweb as service
+from ..services import pixels
 from ..services import tags as tags_service
 from .common import MultipartWriter, bad_request, base_url, ctx_of, negotiate
 from .wado import EXPLICIT_LITTLE_ENDIAN, locate
 
 THUMBNAIL_SIZE: Final = 128
-
-
-def _pixels() -> Any:
-    try:
-        from ..services import pixels  # type: ignore[attr-defined]
-    except ImportError:
-        raise OrthancError(ErrorCode.NotImplemented, "This server cannot decode pixel data yet") from None
-    return pixels
 
 
 # --- frames -------------------------------------------------------------------------------------------------
@@ -75,14 +70,13 @@ async def frames(request: web.Request) -> web.StreamResponse:
     target = accept_frames(request)
     public_id = await locate(request, ResourceLevel.INSTANCE)
     wanted = parse_frames(request.match_info["frames"]) if "frames" in request.match_info else None
-    pixels = _pixels()
     refs = await service.instances_of(ctx, ResourceLevel.INSTANCE, public_id)
     if target is not None and refs and refs[0].transfer_syntax != target:
         transcoded = await ctx.executors.run_cpu(_transcode_sync, ctx, refs[0], target)
         parts = await ctx.executors.run_cpu(_frames_of_file, transcoded, wanted)
     else:
         loaded = await tags_service.load(ctx, refs[0].attachment, whole=True)
-        parts = await ctx.executors.run_cpu(loaded.run, _frames_of_loaded, wanted, pixels)
+        parts = await ctx.executors.run_cpu(loaded.run, _frames_of_loaded, wanted)
     syntax = target or (refs[0].transfer_syntax if refs else None)
     indexes = wanted if wanted is not None else list(range(len(parts)))
     study, series, instance = (request.match_info[k] for k in ("study", "series", "instance"))
@@ -101,24 +95,19 @@ def _transcode_sync(ctx: Any, ref: service.InstanceRef, target: str) -> bytes:
 
 
 def _frames_of_file(data: bytes, wanted: list[int] | None) -> list[tuple[bytes, str]]:
-    from ..dicom import pixels as pixel_module  # type: ignore[attr-defined]
-
     ds = pixel_module.load_dataset(data)
     indexes = wanted if wanted is not None else list(range(pixel_module.frame_count(ds)))
-    return [_checked_frame(pixel_module, ds, i) for i in indexes]
+    return [_checked_frame(ds, i) for i in indexes]
 
 
-def _frames_of_loaded(loaded: tags_service.LoadedDataset, wanted: list[int] | None,
-                      pixels: Any) -> list[tuple[bytes, str]]:
-    from ..dicom import pixels as pixel_module  # type: ignore[attr-defined]
-
+def _frames_of_loaded(loaded: tags_service.LoadedDataset, wanted: list[int] | None) -> list[tuple[bytes, str]]:
     indexes = wanted if wanted is not None else list(range(pixel_module.frame_count(loaded.ds)))
-    return [_checked_frame(pixel_module, loaded.ds, i) for i in indexes]
+    return [_checked_frame(loaded.ds, i) for i in indexes]
 
 
-def _checked_frame(pixel_module: Any, ds: Any, index: int) -> tuple[bytes, str]:
+def _checked_frame(ds: Any, index: int) -> tuple[bytes, str]:
     try:
-        return pixel_module.raw_frame(ds, index)  # type: ignore[no-any-return]
+        return pixel_module.raw_frame(ds, index)
     except OrthancError as exc:
         if exc.code is ErrorCode.ParameterOutOfRange:
             raise OrthancError(ErrorCode.ParameterOutOfRange, f"Inexistent frame: {index + 1}", http_status=400) from None
@@ -136,7 +125,6 @@ def _render_mime(request: web.Request) -> str:
 
 
 def _render_args(request: web.Request, thumbnail: bool) -> tuple[Any, int]:
-    pixels = _pixels()
     query = request.query
     width = height = 0
     center = window_width = None
@@ -177,7 +165,7 @@ async def rendered(request: web.Request, level: ResourceLevel, thumbnail: bool =
     frame = 0
     if "frame" in request.match_info:
         frame = parse_frames(request.match_info["frame"])[0]
-    body = await _pixels().rendered(ctx, refs[0].public_id, frame, args, mime, quality)
+    body = await pixels.rendered(ctx, refs[0].public_id, frame, args, mime, quality)
     return web.Response(body=body, content_type=mime)
 
 
@@ -212,10 +200,7 @@ async def wado_uri(request: web.Request) -> web.StreamResponse:
         data = await ctx.executors.run_io(service.read_instance_file, ctx, refs[0])
         return web.Response(body=data, content_type="application/dicom")
     if content_type in ("image/jpeg", "image/jpg", "image/png"):
-        pixels = _pixels()
         mime = "image/png" if content_type == "image/png" else "image/jpeg"
-        from ..dicom import render  # type: ignore[attr-defined]
-
         body = await pixels.image(ctx, answer.public_id, 0, render.Mode.PREVIEW, mime, 90)
         return web.Response(body=body, content_type=mime)
     raise bad_request(f"WADO-URI: Unsupported content type: {content_type}")

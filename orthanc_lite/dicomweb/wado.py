@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Final
 
 import orjson
 from aiohttp import web
 
 from ..dicom import dicomweb_encode as dicomweb_json
+from ..dicom import transcode
 from ..dicom.matching import parse_tag
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
@@ -34,7 +34,6 @@ EXPLICIT_LITTLE_ENDIAN: Final = "1.2.840.10008.1.2.1"
 INLINE_REPLACE_BYTES: Final = 256 * 1024
 BATCH: Final = 16       # files read (and transcoded) per io-pool hop
 READ_AHEAD: Final = 2   # batches read while the previous parts are being sent
-Transcoder = Callable[[bytes, str], bytes]
 
 
 def _ids(request: web.Request) -> tuple[str, str, str]:
@@ -74,34 +73,13 @@ def accept_dicom(request: web.Request) -> str | None:
     return syntax
 
 
-def transcoder() -> Transcoder | None:
-    """The pixel module's transcoder (dicom/transcode.py), once it is there."""
-    try:
-        from ..dicom import transcode  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    fn = getattr(transcode, "transcode_file", None)
-    if fn is None:
-        return None
-    return lambda data, syntax: bytes(fn(data, syntax))
-
-
 def _prepare(ctx: service.ServerContext, ref: service.InstanceRef, target: str | None) -> bytes:
     """Blocking: the file of one instance in the transfer syntax asked for."""
     data = service.read_instance_file(ctx, ref)
     if target is None or ref.transfer_syntax == target:
         return data
-    convert = transcoder()
-    if convert is None:
-        if ref.transfer_syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"):
-            from ..dicom.recode import to_explicit_little  # uncompressed: pydicom rewrites it
-
-            if target == EXPLICIT_LITTLE_ENDIAN:
-                return to_explicit_little(data)
-        raise OrthancError(ErrorCode.NotAcceptable,
-                           f"Cannot transcode instance {ref.public_id} from {ref.transfer_syntax} to {target}")
     try:
-        return convert(data, target)
+        return transcode.transcode_file(data, target)
     except OrthancError:
         raise
     except Exception as exc:  # the codecs raise many kinds of errors

@@ -21,11 +21,14 @@ from ..dicom import render
 from ..dicom.transfer_syntaxes import ORTHANC_SYNTAXES
 from ..errors import ErrorCode, OrthancError
 from ..services import pixels as svc
+from ..services.context import ServerContext
 from .helpers import bool_arg, ctx_of
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 Producer = Callable[[str, int], Awaitable[bytes]]  # (MIME type, JPEG quality) -> encoded image
+# (context, instance id, frame, MIME type, JPEG quality) -> encoded image
+FrameProducer = Callable[[ServerContext, str, int, str, int], Awaitable[bytes]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ID: Final = "{id}"
@@ -101,18 +104,20 @@ async def _image_answer(request: web.Request, produce: Producer) -> web.StreamRe
     return web.Response(body=body, content_type=mime)
 
 
+async def _frame_image(request: web.Request, produce: FrameProducer) -> web.StreamResponse:
+    """The {frame} (a bare 404 when it is not a number) of the {id} instance, encoded by _image_answer."""
+    frame = _frame(request)
+    if frame is None:
+        return web.Response(status=404)
+    ctx = ctx_of(request)
+    public_id = request.match_info["id"]
+    return await _image_answer(request, lambda mime, quality: produce(ctx, public_id, frame, mime, quality))
+
+
 def _image_handler(mode: render.Mode, doc: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        frame = _frame(request)
-        if frame is None:
-            return web.Response(status=404)
-        ctx = ctx_of(request)
-        public_id = request.match_info["id"]
-
-        async def produce(mime: str, quality: int) -> bytes:
-            return await svc.image(ctx, public_id, frame, mode, mime, quality)
-
-        return await _image_answer(request, produce)
+        return await _frame_image(request, lambda ctx, public_id, frame, mime, quality:
+                                  svc.image(ctx, public_id, frame, mode, mime, quality))
 
     handler.__doc__ = doc
     return handler
@@ -166,16 +171,9 @@ def _render_args(request: web.Request) -> svc.RenderArgs:
 @routes.get(f"/instances/{ID}/frames/{FRAME}/rendered")
 async def rendered(request: web.Request) -> web.StreamResponse:
     """Render a frame: rescale slope/intercept and windowing (defaults from the file), optional resize."""
-    frame = _frame(request)
-    if frame is None:
-        return web.Response(status=404)
-    ctx = ctx_of(request)
-    public_id = request.match_info["id"]
-
-    async def produce(mime: str, quality: int) -> bytes:
-        return await svc.rendered(ctx, public_id, frame, _render_args(request), mime, quality)
-
-    return await _image_answer(request, produce)
+    # _render_args runs inside the producer, so its errors follow _image_answer's rules (a bare 404).
+    return await _frame_image(request, lambda ctx, public_id, frame, mime, quality:
+                              svc.rendered(ctx, public_id, frame, _render_args(request), mime, quality))
 
 
 @routes.get(f"/instances/{ID}/matlab")
