@@ -482,6 +482,17 @@ def _private_creator(body: dict[str, Any], default: str) -> str:
     return value
 
 
+def _parse_remove_replace_keep(m: Modification, body: dict[str, Any], force: bool) -> None:
+    """The members that modification and anonymization requests share, in Orthanc's order."""
+    if "Remove" in body:
+        _parse_list(m, body["Remove"], False, force)
+    if "Replace" in body:
+        _parse_replacements(m, body["Replace"], force)
+    if "Keep" in body:
+        _parse_list(m, body["Keep"], True, force)
+    m.private_creator = _private_creator(body, m.private_creator)
+
+
 def parse_modify_request(body: Any, level: ResourceLevel | None, default_private_creator: str = "") -> Modification:
     """`level` None: detected from what is replaced (the instance and bulk routes)."""
     if not isinstance(body, dict):
@@ -490,13 +501,7 @@ def parse_modify_request(body: Any, level: ResourceLevel | None, default_private
     force = _bool_member(body, "Force", False)
     if _bool_member(body, "RemovePrivateTags", False):
         m.set_remove_private_tags(True)
-    if "Remove" in body:
-        _parse_list(m, body["Remove"], False, force)
-    if "Replace" in body:
-        _parse_replacements(m, body["Replace"], force)
-    if "Keep" in body:
-        _parse_list(m, body["Keep"], True, force)
-    m.private_creator = _private_creator(body, m.private_creator)
+    _parse_remove_replace_keep(m, body, force)
     m.level = level if level is not None else detect_level(m)
     if not force:
         _check_identifier_changes(m)
@@ -544,13 +549,7 @@ def parse_anonymization_request(body: Any, default_private_creator: str = "") ->
     m.setup_anonymization(version)
     if _bool_member(body, "KeepPrivateTags", False):
         m.set_remove_private_tags(False)
-    if "Remove" in body:
-        _parse_list(m, body["Remove"], False, force)
-    if "Replace" in body:
-        _parse_replacements(m, body["Replace"], force)
-    if "Keep" in body:
-        _parse_list(m, body["Keep"], True, force)
-    m.private_creator = _private_creator(body, m.private_creator)
+    _parse_remove_replace_keep(m, body, force)
     return m, PATIENT_NAME not in m.uids
 
 

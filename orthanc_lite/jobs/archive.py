@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import uuid
-from typing import Any, Awaitable, BinaryIO, ClassVar, TypeVar
+from typing import Any, Awaitable, BinaryIO, TypeVar
 
 from ..services import archive as archive_service
 from ..services.context import ServerContext
@@ -40,8 +40,6 @@ async def _settled(work: Awaitable[T]) -> T:
 
 
 class _ArchiveJobBase(Job):
-    media: ClassVar[bool] = False
-
     def __init__(self, plan: archive_service.ArchivePlan, transcoder: archive_service.Transcoder | None = None,
                  filename: str | None = None) -> None:
         self.plan = plan
@@ -136,4 +134,3 @@ class ArchiveJob(_ArchiveJobBase):
 @register_job
 class MediaJob(_ArchiveJobBase):
     job_type = "Media"
-    media = True

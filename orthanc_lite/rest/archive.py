@@ -157,6 +157,14 @@ async def _plan(request: web.Request, resources: list[str], media: bool, extende
                                               utf8)
 
 
+async def _post_answer(request: web.Request, body: Any, resources: list[str], media: bool, default_extended: bool,
+                       default_filename: str) -> web.StreamResponse:
+    """The POST routes: options, "Filename" and "Synchronous"/"Asynchronous" from the JSON body."""
+    plan = await _plan(request, resources, media, *_options(body, default_extended, media), body=body)
+    filename = body.get("Filename", default_filename) if isinstance(body, dict) else default_filename
+    return await _answer(request, plan, str(filename), *_job_fields(body))
+
+
 # --- one resource ------------------------------------------------------------------------------------
 async def _single_get(request: web.Request, media: bool) -> web.StreamResponse:
     public_id = request.match_info["id"]
@@ -170,10 +178,7 @@ async def _single_get(request: web.Request, media: bool) -> web.StreamResponse:
 async def _single_post(request: web.Request, media: bool) -> web.StreamResponse:
     public_id = request.match_info["id"]
     body = await json_body(request)
-    options = _options(body, default_extended=False, media=media)
-    plan = await _plan(request, [public_id], media, *options, body=body)
-    filename = body.get("Filename", f"{public_id}.zip") if isinstance(body, dict) else f"{public_id}.zip"
-    return await _answer(request, plan, str(filename), *_job_fields(body))
+    return await _post_answer(request, body, [public_id], media, False, f"{public_id}.zip")
 
 
 def _options(body: Any, default_extended: bool, media: bool) -> tuple[bool, str | None, int | None]:
@@ -216,10 +221,7 @@ async def _batch_post(request: web.Request, media: bool, default_extended: bool)
     body = await json_body(request)
     if body == {} and not (await request.read()).strip():
         raise OrthancError(ErrorCode.BadFileFormat, "Expected a list of resources to archive in the body")
-    resources = _resources_from_body(body)
-    plan = await _plan(request, resources, media, *_options(body, default_extended, media), body=body)
-    filename = body.get("Filename", "Archive.zip") if isinstance(body, dict) else "Archive.zip"
-    return await _answer(request, plan, str(filename), *_job_fields(body))
+    return await _post_answer(request, body, _resources_from_body(body), media, default_extended, "Archive.zip")
 
 
 async def _batch_get(request: web.Request, media: bool, default_extended: bool) -> web.StreamResponse:

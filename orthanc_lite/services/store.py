@@ -40,16 +40,12 @@ def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
     then runs `announce()` on the loop. `extra_metadata` = (level, type, value) rows to set on the instance or
     its parents (ModifiedFrom, AnonymizedFrom). Unless IngestTranscoding may change the file, the attachment is
     written and its fsync started first, so that the fsync overlaps the parse and the index statements."""
-    compress = bool(ctx.settings.StorageCompression)
     if ctx.settings.IngestTranscoding:
         with ctx.executors.cpu_turn:
             parsed = parse_instance(data, ctx.default_encoding)
-        transcoded = _ingest_transcoding(ctx, parsed, data)  # outside cpu_turn: it may take a while
-        if transcoded is not None:
-            parsed, data = transcoded
-        stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
-        return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
-    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), compress)
+        # the transcoding runs outside cpu_turn: it may take a while
+        return store_parsed_blocking(ctx, data, parsed, origin, extra_metadata=extra_metadata, ingest_transcoding=True)
+    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
     file_durable = ctx.executors.start_fsync(make_durable)
     parsed = _parse_or_drop(ctx, data, stored, file_durable)
     return _index_sync(ctx, parsed, stored, file_durable, origin, extra_metadata)
