@@ -23,7 +23,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 
 from .. import ids
-from ..dicom.modification import (Modification, parse_anonymization_request, parse_modify_request)
+from ..dicom.modification import Modification
+from ..dicom.modification_request import parse_anonymization_request, parse_modify_request
 from ..dicom.parse import ParsedInstance, parse_instance, summarize
 from ..dicom.values import read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
