@@ -239,6 +239,31 @@ class JobEngine:
             raise OrthancError(record.error, record.error_details or None)
         return record.content()
 
+    def track(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> JobRecord:
+        """Register a job that the caller runs itself (a synchronous archive streamed by its HTTP request, as
+        Orthanc registers it): Running at once, never queued; the caller ends it with settle()."""
+        if self._closing:
+            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
+        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
+        if user_data is not _NO_USER_DATA:
+            record.user_data, record.has_user_data = user_data, True
+        record.set_state(JobState.Running)
+        self._records[record.id] = record
+        self._changed_record(record)
+        return record
+
+    async def settle(self, record: JobRecord, error: OrthancError | None = None) -> None:
+        """End a tracked job: Success, or Failure with the error (a cancel asked meanwhile wins)."""
+        if record.state is not JobState.Running:
+            return
+        if record.stop_request is not None:
+            self._fail(record, ErrorCode.CanceledJob, "")
+        elif error is not None:
+            self._fail(record, error.code, error.details or "")
+        else:
+            record.set_state(JobState.Success)
+        await self._finish(record, success=record.state is JobState.Success)
+
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job (a running one within its current step). False if the job is unknown."""
         record = self._records.get(job_id)
