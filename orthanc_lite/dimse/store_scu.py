@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from pynetdicom.association import Association
 
 from ..config import Modality
 from ..errors import ErrorCode, OrthancError
-from . import policy
+from . import policy, reactor, store_fast
 from .scu import adapt_to_contexts, storage_contexts
 from .sockets import set_nodelay
 
@@ -125,6 +126,88 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
     return sop_class, sop_instance
 
 
+class StoreSender:
+    """The C-STOREs of one association from one dimse thread, as a context manager: a file whose transfer syntax
+    is the one accepted for its SOP class goes out as it is on the lent socket (store_fast); any other through
+    `store()`. On exit the socket goes back to pynetdicom (release, abort)."""
+
+    def __init__(self, assoc: Association, endpoint: Endpoint, originator_aet: str | None = None,
+                 originator_id: int | None = None) -> None:
+        self.assoc = assoc
+        self.endpoint = endpoint
+        self.originator_aet = originator_aet or None
+        self.originator_id = originator_id
+        self.fast_count = 0  # C-STOREs that took the lean path (tests check it)
+        self._lending: Any = None  # the lend_socket context manager while the socket is ours
+        self._storer: store_fast.FastStorer | None = None
+        self._can_lend = True
+        self._message_id = 0
+
+    def __enter__(self) -> StoreSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._give_back()
+
+    def store(self, data: bytes) -> tuple[str, str]:
+        """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). Raises as `store()`."""
+        meta = store_fast.scan_file_meta(data)
+        context_id = (store_fast.exact_context(self.assoc, meta.sop_class, meta.transfer_syntax)
+                      if meta is not None and self.assoc.is_established else None)
+        storer = self._borrow() if context_id is not None else None
+        if meta is None or context_id is None or storer is None:
+            self._give_back()
+            return store(self.assoc, self.endpoint, data, self.originator_aet, self.originator_id)
+        self._message_id = self._message_id % 0xFFFF + 1
+        command = store_fast.store_request_command(meta.sop_class, meta.sop_instance, self._message_id,
+                                                   originator_aet=self.originator_aet,
+                                                   originator_id=self.originator_id)
+        try:
+            status = storer.store(context_id, command, memoryview(data)[meta.dataset_offset:], self._message_id)
+        except store_fast.PeerFailure as exc:
+            self._drop(storer)
+            raise _fail(self.endpoint, "C-STORE", str(exc)) from None
+        self.fast_count += 1
+        if status not in STORE_SUCCESS:
+            raise OrthancError(ErrorCode.NetworkProtocol,
+                               f'C-STORE SCU to AET "{self.endpoint.remote_aet}" has failed with DIMSE status '
+                               f"0x{status:04X}")
+        return meta.sop_class, meta.sop_instance
+
+    def _borrow(self) -> store_fast.FastStorer | None:
+        if self._storer is not None or not self._can_lend:
+            return self._storer
+        lending = reactor.lend_socket(self.assoc, self.endpoint.timeout)
+        lend = lending.__enter__()
+        if lend is None:
+            lending.__exit__(None, None, None)
+            self._can_lend = False
+            return None
+        self._lending = lending
+        self._storer = store_fast.FastStorer(lend, int(self.assoc.acceptor.maximum_length or 0), self.endpoint.timeout)
+        return self._storer
+
+    def _give_back(self) -> None:
+        lending, self._lending, self._storer = self._lending, None, None
+        if lending is not None:
+            lending.__exit__(None, None, None)
+
+    def _drop(self, storer: store_fast.FastStorer) -> None:
+        """The lean path failed mid-exchange: the association is unusable. Abort it (the A-ABORT goes out only
+        if no request was cut in the middle; else the connection is just closed)."""
+        if storer.mid_message or storer.has_unread:
+            storer.lend.cancel()
+            try:
+                storer.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._give_back()
+        self._can_lend = False
+        abort(self.assoc)
+        self.assoc.is_established = False
+        self.assoc.is_aborted = True
+
+
 def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
     """store-straight: one file over its own association."""
     try:
@@ -134,7 +217,8 @@ def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
         raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse the DICOM file to send: {exc}") from None
     assoc = open_store(endpoint, [pair])
     try:
-        return store(assoc, endpoint, data)
+        with StoreSender(assoc, endpoint) as sender:
+            return sender.store(data)
     finally:
         release(assoc)
 
@@ -152,6 +236,9 @@ def release(assoc: Association) -> None:
 def abort(assoc: Association, waiting: threading.Event | None = None) -> None:
     """A-ABORT without waiting: safe from the loop thread. `waiting` is set while a thread waits in a DIMSE call
     on this association: it is woken up (see _wake)."""
+    lend = getattr(getattr(assoc, "dul", None), "_ol_lend", None)
+    if lend is not None:  # a StoreSender has the socket: wake it (the A-ABORT goes out when it gives it back)
+        lend.cancel()
     try:
         assoc.abort(block=False)  # no-op once released or aborted; also valid while negotiating
     except Exception:  # noqa: BLE001 - already gone
