@@ -97,7 +97,7 @@ def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
             dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             return
         try:
-            dataset.decompress()
+            dataset.decompress(generate_instance_uid=False)  # lossless: the instance stays the same, as Orthanc's
         except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
             logger.warning("Cannot transcode %s from %s for the peer: %s", dataset.get("SOPInstanceUID"), ts, exc)
 

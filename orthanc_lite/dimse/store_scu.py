@@ -149,17 +149,20 @@ class StoreSender:
     def __exit__(self, *exc: object) -> None:
         self._give_back()
 
-    def store(self, data: bytes) -> tuple[str, str]:
-        """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). Raises as `store()`."""
+    def store(self, data: bytes, sop_class: str = "", sop_instance: str = "") -> tuple[str, str]:
+        """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). The UIDs of its data set, when the index knows
+        them, win over its File Meta's. Raises as `store()`."""
         meta = store_fast.scan_file_meta(data)
-        context_id = (store_fast.exact_context(self.assoc, meta.sop_class, meta.transfer_syntax)
+        if meta is not None:
+            sop_class, sop_instance = sop_class or meta.sop_class, sop_instance or meta.sop_instance
+        context_id = (store_fast.exact_context(self.assoc, sop_class, meta.transfer_syntax)
                       if meta is not None and self.assoc.is_established else None)
         storer = self._borrow() if context_id is not None else None
         if meta is None or context_id is None or storer is None:
             self._give_back()
             return store(self.assoc, self.endpoint, data, self.originator_aet, self.originator_id)
         self._message_id = self._message_id % 0xFFFF + 1
-        command = store_fast.store_request_command(meta.sop_class, meta.sop_instance, self._message_id,
+        command = store_fast.store_request_command(sop_class, sop_instance, self._message_id,
                                                    originator_aet=self.originator_aet,
                                                    originator_id=self.originator_id)
         try:
@@ -172,7 +175,7 @@ class StoreSender:
             raise OrthancError(ErrorCode.NetworkProtocol,
                                f'C-STORE SCU to AET "{self.endpoint.remote_aet}" has failed with DIMSE status '
                                f"0x{status:04X}")
-        return meta.sop_class, meta.sop_instance
+        return sop_class, sop_instance
 
     def _borrow(self) -> store_fast.FastStorer | None:
         if self._storer is not None or not self._can_lend:

@@ -137,7 +137,7 @@ class DicomModalityStoreJob(Job):
                 for instance in batch:
                     try:
                         data = sending.read_instance_sync(ctx, instance)
-                        sender.store(data)
+                        sender.store(data, instance.sop_class, instance.sop_instance)
                     except OrthancError as exc:
                         return sent, exc
                     sent += 1
