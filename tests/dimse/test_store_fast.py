@@ -10,7 +10,6 @@ import pathlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
