@@ -34,9 +34,9 @@ def _nodelay_handlers() -> Any:
 
 
 def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
-    """Orthanc's proposal for a set of instances: per SOP class, its original transfer syntaxes plus
-    Explicit and Implicit Little Endian (compressed syntaxes in their own context, so that a peer refusing
-    them still accepts the uncompressed one)."""
+    """Orthanc's proposal for a set of instances (DicomStoreUserConnection::ProposeStorageClass): per SOP class,
+    each of its stored transfer syntaxes in a context of its own (a peer that accepts one takes the file as it
+    is), then Explicit Little Endian (the preferred one) and Implicit Little Endian, each alone, when not stored."""
     by_class: dict[str, dict[str, None]] = {}
     for sop_class, ts in pairs:
         if sop_class:
@@ -45,10 +45,11 @@ def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationConte
                 by_class[sop_class][ts] = None
     contexts: list[PresentationContext] = []
     for sop_class, syntaxes in by_class.items():
-        compressed = [ts for ts in syntaxes if ts not in policy.UNCOMPRESSED]
-        for ts in compressed:
+        for ts in syntaxes:
             contexts.append(policy.context(sop_class, [ts]))
-        contexts.append(policy.context(sop_class, [policy.EXPLICIT_LE, policy.IMPLICIT_LE]))
+        for ts in (policy.EXPLICIT_LE, policy.IMPLICIT_LE):
+            if ts not in syntaxes:
+                contexts.append(policy.context(sop_class, [ts]))
     if len(contexts) > MAX_CONTEXTS:
         logger.warning("Too many SOP classes to propose (%d contexts): keeping %d", len(contexts), MAX_CONTEXTS)
         contexts = contexts[:MAX_CONTEXTS]

@@ -23,7 +23,7 @@ from .reactor import SocketLend
 
 C_STORE_RQ: Final = 0x0001
 C_STORE_RSP: Final = 0x8001
-PRIORITY_LOW: Final = 2  # pynetdicom's default, which the slow path sends too
+PRIORITY_MEDIUM: Final = 0  # as Orthanc (DIMSE_PRIORITY_MEDIUM); the slow path sends it too
 DATASET_PRESENT: Final = 0x0001
 NO_DATASET: Final = 0x0101
 # Small PDUs are joined into one send() (a 1 KB instance is one syscall); bigger data goes out piece by piece.
@@ -79,7 +79,7 @@ def scan_file_meta(data: bytes | memoryview) -> FileMeta | None:
     return FileMeta(offset, values[0x02], values[0x03], values[0x10])
 
 
-def store_request_command(sop_class: str, sop_instance: str, message_id: int, priority: int = PRIORITY_LOW,
+def store_request_command(sop_class: str, sop_instance: str, message_id: int, priority: int = PRIORITY_MEDIUM,
                           originator_aet: str | None = None, originator_id: int | None = None) -> bytes:
     """The command set of a C-STORE-RQ with a data set, Implicit VR Little Endian (as pynetdicom encodes it)."""
     body = (_implicit(0x0002, _pad_uid(sop_class))

@@ -98,7 +98,7 @@ def open_store(endpoint: Endpoint, pairs: Iterable[tuple[str, str]], holder: dic
 
 
 def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: str | None = None,
-          originator_id: int | None = None) -> tuple[str, str]:
+          originator_id: int | None = None, message_id: int = 1) -> tuple[str, str]:
     """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). Decompressed when the peer only took an
     uncompressed syntax. Raises NetworkProtocol on a failure status, a lost association or no context."""
     try:
@@ -110,7 +110,8 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
         raise _fail(endpoint, "C-STORE", "The association is not open anymore")
     adapt_to_contexts(dataset, assoc, as_requestor=True)
     try:
-        rsp = assoc.send_c_store(dataset, originator_aet=originator_aet or None, originator_id=originator_id)
+        rsp = assoc.send_c_store(dataset, msg_id=message_id, priority=store_fast.PRIORITY_MEDIUM,
+                                 originator_aet=originator_aet or None, originator_id=originator_id)
     except ValueError as exc:  # no accepted presentation context fits
         raise OrthancError(ErrorCode.NetworkProtocol,
                            f'C-STORE SCU to AET "{endpoint.remote_aet}": the remote modality accepts no presentation '
@@ -158,10 +159,10 @@ class StoreSender:
         context_id = (store_fast.exact_context(self.assoc, sop_class, meta.transfer_syntax)
                       if meta is not None and self.assoc.is_established else None)
         storer = self._borrow() if context_id is not None else None
+        self._message_id = self._message_id % 0xFFFF + 1  # one per request on the association, as DCMTK's
         if meta is None or context_id is None or storer is None:
             self._give_back()
-            return store(self.assoc, self.endpoint, data, self.originator_aet, self.originator_id)
-        self._message_id = self._message_id % 0xFFFF + 1
+            return store(self.assoc, self.endpoint, data, self.originator_aet, self.originator_id, self._message_id)
         command = store_fast.store_request_command(sop_class, sop_instance, self._message_id,
                                                    originator_aet=self.originator_aet,
                                                    originator_id=self.originator_id)

@@ -17,7 +17,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.filereader import _read_file_meta_info, read_preamble
-from pynetdicom import AE, evt
+from pynetdicom import AE, DEFAULT_TRANSFER_SYNTAXES, evt
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
@@ -100,7 +100,7 @@ def test_command_set_is_pynetdicoms(sop_class: str, sop_instance: str, message_i
     primitive.MessageID = message_id
     primitive.AffectedSOPClassUID = sop_class
     primitive.AffectedSOPInstanceUID = sop_instance
-    primitive.Priority = 2
+    primitive.Priority = 0
     primitive.DataSet = io.BytesIO(b"\0")
     if originator:
         primitive.MoveOriginatorApplicationEntityTitle, primitive.MoveOriginatorMessageID = originator
@@ -199,7 +199,7 @@ async def test_other_accepted_syntax_falls_back(tmp_path: pathlib.Path) -> None:
 class MisbehavingScp:
     """A pynetdicom CT storage SCP that aborts, drops the connection or stalls at its `at`-th C-STORE."""
 
-    def __init__(self, behaviour: str, at: int) -> None:
+    def __init__(self, behaviour: str, at: int, syntaxes: list[str] | None = None) -> None:
         self.behaviour, self.at = behaviour, at
         self.port = free_port()
         self.count = 0
@@ -207,7 +207,7 @@ class MisbehavingScp:
         self.aborted = threading.Event()
         self.go_on = threading.Event()
         self.ae = AE(ae_title="ODD")
-        self.ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)  # the samples' syntax: the lean path
+        self.ae.add_supported_context(CTImageStorage, syntaxes or [ExplicitVRLittleEndian])
 
     def on_store(self, event: Any) -> int:
         self.count += 1
@@ -235,6 +235,14 @@ class MisbehavingScp:
 @pytest.fixture
 def ct_files() -> list[bytes]:
     return make_series(4)
+
+
+def test_pynetdicom_peer_takes_the_stored_syntax(ct_files: list[bytes]) -> None:
+    """A pynetdicom SCP (orthanc_lite's own) with its default syntaxes, Implicit VR first: the stored syntax is
+    proposed alone, as Orthanc does, so it is accepted and the files go the lean way."""
+    with MisbehavingScp("none", at=0, syntaxes=DEFAULT_TRANSFER_SYNTAXES) as scp:
+        assert send_all(scp.port, ct_files, "ODD") == len(ct_files)
+        assert scp.count == len(ct_files)
 
 
 @pytest.mark.parametrize("behaviour", ["abort", "close"])
