@@ -69,6 +69,7 @@ class DicomModalityStoreJob(Job):
         self._holder: dict[str, Any] = {}
         self._endpoint: store_scu.Endpoint | None = None
         self._in_dimse = threading.Event()  # set while a dimse thread sends on the association
+        self._sent_in_step = 0  # instances the current step's dimse thread has sent (kept when the step is cancelled)
         self.storage_commitment = False  # chain the C-STOREs with a storage commitment request
         self.transaction_uid: str | None = None
 
@@ -93,6 +94,7 @@ class DicomModalityStoreJob(Job):
             sent, error = await self._send(ctx)
         except asyncio.CancelledError:
             self._abort()  # unblocks the dimse thread at once; a resumed job opens a new association
+            self.position += self._sent_in_step  # a resumed job does not send those again
             raise
         except OrthancError as exc:  # the association could not be opened
             sent, error = 0, exc
@@ -115,6 +117,7 @@ class DicomModalityStoreJob(Job):
         """Send the instances from `position` on, as many as fit in STEP_BUDGET_S, in one dimse hop: how many
         were sent, and the error of the next one if it failed."""
         assert self._outgoing is not None and self._endpoint is not None
+        self._sent_in_step = 0
         if self._assoc is None or not self._assoc.is_established:
             pairs = [(i.sop_class, i.transfer_syntax) for i in self._outgoing.values()]
             self._holder = {}
@@ -130,7 +133,7 @@ class DicomModalityStoreJob(Job):
     def _send_sync(self, ctx: ServerContext, assoc: Association, endpoint: store_scu.Endpoint,
                    batch: list[sending.OutgoingInstance]) -> tuple[int, OrthancError | None]:
         self._in_dimse.set()
-        sent = 0
+        sent = self._sent_in_step = 0
         try:
             deadline = time.monotonic() + STEP_BUDGET_S
             with store_scu.StoreSender(assoc, endpoint, self.originator_aet, self.originator_id) as sender:
@@ -140,7 +143,7 @@ class DicomModalityStoreJob(Job):
                         sender.store(data, instance.sop_class, instance.sop_instance)
                     except OrthancError as exc:
                         return sent, exc
-                    sent += 1
+                    sent = self._sent_in_step = sent + 1
                     if time.monotonic() > deadline or not assoc.is_established:
                         break
             return sent, None

@@ -31,7 +31,7 @@ from tests.conftest import testdata
 from tests.data.make_samples import make_series
 from tests.dimse.dimse_helpers import free_port, requires_dcmtk, storescp
 from tests.e2e.orthanc_peer import requires_orthanc, spawn_orthanc
-from tests.jobs.test_store_scu import call, upload_all
+from tests.jobs.test_store_scu import call, upload_all, wait_job
 
 SYNTAX_FILES = sorted(testdata("TransferSyntaxes").glob("*.dcm"))
 assert SYNTAX_FILES, "the shared test data are missing"
@@ -336,3 +336,23 @@ def elements(data: bytes) -> str:
     """A data set's elements, group lengths left out, as comparable text."""
     ds = pydicom.dcmread(io.BytesIO(data))
     return repr(sorted((str(e.tag), e.VR, repr(e.value)) for e in ds.iterall() if e.tag.element != 0))
+
+
+@requires_dcmtk
+async def test_pause_mid_step_keeps_what_was_sent(server: orthanc_lite.Server, http: aiohttp.ClientSession,
+                                                  ct_files: list[bytes]) -> None:
+    """A step sends several instances: paused while the 3rd waits for its answer, the job resumes with the 3rd
+    (the 1st and 2nd are not sent again)."""
+    stored = await upload_all(http, ct_files)
+    with MisbehavingScp("stall", at=3) as scp:
+        await call(http, "PUT", "/modalities/odd", ["ODD", "127.0.0.1", scp.port])
+        status, answer = await call(http, "POST", "/modalities/odd/store",
+                                    {"Resources": [stored[0]["ParentSeries"]], "Asynchronous": True})
+        assert status == 200
+        assert await asyncio.to_thread(scp.stalled.wait, 10)
+        assert (await call(http, "POST", f"/jobs/{answer['ID']}/pause"))[0] == 200
+        scp.go_on.set()
+        assert (await call(http, "POST", f"/jobs/{answer['ID']}/resume"))[0] == 200
+        info = await wait_job(http, answer["ID"])
+        assert info["State"] == "Success" and info["Content"]["FailedInstancesCount"] == 0
+        assert scp.count == 5  # 1, 2, 3 (interrupted), 3 again, 4
