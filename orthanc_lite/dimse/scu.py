@@ -5,12 +5,10 @@ never shared between threads (pydicom/pynetdicom#137).
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
@@ -21,7 +19,6 @@ from . import policy, status
 from .sockets import set_nodelay
 
 if TYPE_CHECKING:
-    from ..storage.filesystem import FilesystemStorage
     from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
@@ -112,41 +109,6 @@ def _associate(local_aet: str, modality: Modality, contexts: list[PresentationCo
     ae.connection_timeout = timeout or None
     return ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
                         max_pdu=max_pdu, ext_neg=ext_neg, evt_handlers=_nodelay_handlers())
-
-
-def store_instances(local_aet: str, modality: Modality, instances: Sequence[InstanceToSend], storage: FilesystemStorage,
-                    timeout: float | None, max_pdu: int, originator_aet: str | None = None,
-                    originator_id: int | None = None) -> tuple[int, int]:
-    """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
-    if not instances:
-        return 0, 0
-    assoc = _associate(local_aet, modality, storage_contexts((i.sop_class, i.transfer_syntax) for i in instances),
-                       timeout, max_pdu)
-    if not assoc.is_established:
-        logger.error("C-MOVE job: cannot associate with %s (%s:%s)", modality.AET, modality.Host, modality.Port)
-        return 0, len(instances)
-    completed = failed = 0
-    try:
-        for instance in instances:
-            try:
-                dataset = pydicom.dcmread(io.BytesIO(instance.read_sync(storage)), force=True)
-                adapt_to_contexts(dataset, assoc, as_requestor=True)
-                rsp = assoc.send_c_store(dataset, originator_aet=originator_aet, originator_id=originator_id)
-                ok = rsp is not None and "Status" in rsp and int(rsp.Status) in (0x0000, 0xB000, 0xB007, 0xB006)
-            except Exception as exc:  # noqa: BLE001 - one failed sub-operation does not stop the job (logged)
-                logger.error("C-MOVE job: cannot send instance %s: %s", instance.public_id, exc)
-                ok = False
-            if ok:
-                completed += 1
-            else:
-                failed += 1
-            if not assoc.is_established:
-                failed += len(instances) - completed - failed
-                break
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    return completed, failed
 
 
 def send_commitment_report(local_aet: str, modality: Modality, transaction_uid: str,

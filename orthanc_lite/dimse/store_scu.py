@@ -12,9 +12,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pydicom
 from pynetdicom import AE, evt
@@ -25,6 +25,10 @@ from ..errors import ErrorCode, OrthancError
 from . import policy, reactor, store_fast
 from .scu import adapt_to_contexts, storage_contexts
 from .sockets import set_nodelay
+
+if TYPE_CHECKING:
+    from ..storage.filesystem import FilesystemStorage
+    from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +229,34 @@ def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
             return sender.store(data)
     finally:
         release(assoc)
+
+
+def store_instances(endpoint: Endpoint, instances: Sequence[InstanceToSend], storage: FilesystemStorage,
+                    originator_aet: str | None = None, originator_id: int | None = None) -> tuple[int, int]:
+    """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
+    if not instances:
+        return 0, 0
+    try:
+        assoc = open_store(endpoint, [(i.sop_class, i.transfer_syntax) for i in instances])
+    except OrthancError as exc:
+        logger.error("C-MOVE job: cannot associate with %s: %s", endpoint.remote_aet, exc.details)
+        return 0, len(instances)
+    completed = failed = 0
+    try:
+        with StoreSender(assoc, endpoint, originator_aet, originator_id) as sender:
+            for instance in instances:
+                try:
+                    sender.store(instance.read_sync(storage), instance.sop_class)
+                    completed += 1
+                except Exception as exc:  # noqa: BLE001 - one failed sub-operation does not stop the job (logged)
+                    logger.error("C-MOVE job: cannot send instance %s: %s", instance.public_id, exc)
+                    failed += 1
+                if not assoc.is_established:
+                    failed += len(instances) - completed - failed
+                    break
+    finally:
+        release(assoc)
+    return completed, failed
 
 
 def release(assoc: Association) -> None:
