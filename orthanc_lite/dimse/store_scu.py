@@ -68,11 +68,16 @@ def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | 
     ae.connection_timeout = timeout
     modality = endpoint.modality
 
+    connected = False
+
     def on_connect(event: Any) -> None:
+        nonlocal connected
+        connected = True
         set_nodelay(event)
         if holder is not None:
             holder["assoc"] = event.assoc
 
+    began = time.monotonic()
     assoc = ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
                          max_pdu=endpoint.max_pdu, evt_handlers=[(evt.EVT_CONN_OPEN, on_connect)])
     if assoc.is_established:
@@ -81,12 +86,16 @@ def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | 
         # pynetdicom aborts when the peer took no context; DCMTK (so Orthanc) opens the association and then
         # fails the first C-STORE with this error.
         raise no_context_error(str(assoc.rejected_contexts[0].abstract_syntax))
-    if assoc.is_rejected:
+    if not connected:  # DCMTK's wording, as Orthanc reports it
+        timed_out = timeout is not None and time.monotonic() - began >= timeout
+        why = "Operation timed out" if timed_out else "Connection refused"
+        info = f"Failed to establish association (TCP Initialization Error: {why})"
+    elif assoc.is_rejected:
         info = "Association Rejected"
     elif assoc.is_aborted:
         info = "Association Aborted (no answer, or the peer aborted)"
     else:
-        info = f"Failed to establish association (TCP Initialization Error: cannot connect to {modality.Host}:{modality.Port})"
+        info = "Failed to establish association"
     raise _fail(endpoint, "connecting", info)
 
 

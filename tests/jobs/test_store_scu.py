@@ -158,7 +158,8 @@ async def test_store_to_refused_port_fails_cleanly(server: orthanc_lite.Server, 
     await call(http, "PUT", "/modalities/gone", ["GONE", "127.0.0.1", free_port()])
     status, error = await call(http, "POST", "/modalities/gone/store", [stored[0]["ID"]])
     assert status == 500 and error["OrthancStatus"] == 9
-    assert error["Details"].startswith('DicomAssociation - connecting to AET "GONE"')
+    assert error["Details"] == ('DicomAssociation - connecting to AET "GONE": Failed to establish association '
+                                '(TCP Initialization Error: Connection refused)')
     status, answer = await call(http, "POST", "/modalities/gone/store",
                                 {"Resources": [stored[0]["ID"]], "Asynchronous": True})
     info = await wait_job(http, answer["ID"])
