@@ -192,6 +192,10 @@ class SqliteIndex:
     async def resource_attachments(self, public_id: str, level: ResourceLevel | None) -> dict[int, AttachmentInfo] | None:
         return await self.engine.read(functools.partial(reads.resource_attachments, public_id=public_id, level=level))
 
+    def resource_attachments_sync(self, public_id: str, level: ResourceLevel | None) -> dict[int, AttachmentInfo] | None:
+        """`resource_attachments` from a worker thread (see SqliteEngine.read_sync)."""
+        return self.engine.read_sync(functools.partial(reads.resource_attachments, public_id=public_id, level=level))
+
     async def resource_labels(self, public_id: str, level: ResourceLevel | None) -> list[str] | None:
         return await self.engine.read(functools.partial(reads.resource_labels, public_id=public_id, level=level))
 
