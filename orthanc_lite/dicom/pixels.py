@@ -138,20 +138,23 @@ def _check_frame(info: PixelLayout, frame: int) -> None:
         raise OrthancError(ErrorCode.ParameterOutOfRange, f"Frame {frame} out of range (0..{info.frames - 1})")
 
 
-def decode_frame(ds: Dataset, frame: int) -> np.ndarray:
-    """Frame `frame` (0-based) as a 2-D grayscale array or an (H, W, 3) RGB array, in Orthanc's formats."""
-    info = layout(ds)
+def decode_frame(ds: Dataset, frame: int, info: PixelLayout | None = None) -> np.ndarray:
+    """Frame `frame` (0-based) as a 2-D grayscale array or an (H, W, 3) RGB array, in Orthanc's formats.
+    `info`: layout(ds) when the caller already has it (reading it costs as much as a small decode)."""
+    if info is None:
+        info = layout(ds)
     _check_frame(info, frame)
     if info.transfer_syntax in _MPEG_SYNTAXES:
         raise OrthancError(ErrorCode.NotImplemented, "Cannot decode a video")
     if info.samples not in (1, 3):
         raise OrthancError(ErrorCode.NotImplemented, f"Unsupported SamplesPerPixel: {info.samples}")
-    _fill_defaults(ds)
-    if info.transfer_syntax == JPEGExtended12Bit and info.bits_stored > 8:
-        array = _decode_jpeg12_with_gdcm(ds, info, frame)
-    else:
-        fast = fast_grayscale_frame(ds, info, frame)
-        array = fast if fast is not None else _decode_with_pydicom(ds, info, frame)
+    array = fast_grayscale_frame(ds, info, frame)
+    if array is None:
+        _fill_defaults(ds)
+        if info.transfer_syntax == JPEGExtended12Bit and info.bits_stored > 8:
+            array = _decode_jpeg12_with_gdcm(ds, info, frame)
+        else:
+            array = _decode_with_pydicom(ds, info, frame)
     return _to_orthanc_format(ds, info, array)
 
 

@@ -99,6 +99,8 @@ class LoadedDataset:
     has_pixel_data: bool
     size: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Values derived from `ds` once (e.g. its pixel layout), under the lock; they go when the dataset does
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         with self.lock:
