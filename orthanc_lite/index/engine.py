@@ -158,16 +158,17 @@ class SqliteEngine:
         self._next_reader += 1
         return await conn._execute(_read_tx, conn._conn, fn)  # type: ignore[no-any-return]
 
-    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T], single_statement: bool = False) -> T:
         """`read()` for a worker thread (never the loop's), on that thread's own query-only connection: a request
-        whose other work already runs in a pool (an image) then needs no extra hop to an aiosqlite thread."""
+        whose other work already runs in a pool (an image) then needs no extra hop to an aiosqlite thread.
+        `single_statement`: fn runs one SQL statement, a snapshot by itself, so no BEGIN/COMMIT is needed."""
         if self._closed:
             raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
         conn: sqlite3.Connection | None = getattr(self._thread_local, "conn", None)
         if conn is None:
             conn = self._connect_sync_reader()
             self._thread_local.conn = conn
-        return _read_tx(conn, fn)
+        return fn(conn) if single_statement else _read_tx(conn, fn)
 
     def _connect_sync_reader(self) -> sqlite3.Connection:
         # check_same_thread=False only so that close() may close it from the loop's thread

@@ -56,8 +56,12 @@ async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
 
 def _on_instance(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any) -> T:
     """In a worker thread: fn(loaded dataset, *args) for an instance, looked up and read in the same hop."""
-    attachments = ctx.index.resource_attachments_sync(public_id, ResourceLevel.INSTANCE)
-    loaded = load_whole_sync(ctx, _attachment_of(public_id, attachments))
+    exists, attachment = ctx.index.instance_dicom_file_sync(public_id)
+    if not exists:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    if attachment is None:
+        raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
+    loaded = load_whole_sync(ctx, attachment)
     return loaded.run(fn, *args)
 
 
