@@ -273,7 +273,7 @@ def _pillow_grayscale(stream: bytes, info: PixelLayout) -> np.ndarray | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(stream)) as image:
+        with Image.open(io.BytesIO(stream), formats=("JPEG",)) as image:  # no probing of other formats
             if image.mode != "L" or image.size != (info.columns, info.rows):
                 return None
             return np.array(image)
