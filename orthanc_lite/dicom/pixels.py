@@ -162,8 +162,9 @@ def decode_frame(ds: Dataset, frame: int, info: PixelLayout | None = None) -> np
 def fast_grayscale_frame(ds: Dataset, info: PixelLayout, frame: int) -> np.ndarray | None:
     """The frame pydicom's pixel_array would give, for the common grayscale layouts, without its per-call
     machinery (about 0.2 ms, as much as decoding a whole 64x64 frame): numpy straight from an uncompressed
-    little endian buffer, or GDCM, the codec pydicom itself picks first for JPEG and JPEG-LS. None when the
-    layout is not one of these, or anything looks unusual: pydicom then decodes (and reports errors)."""
+    little endian buffer, or one codec called directly (pylibjpeg-rle for RLE, CharLS for JPEG-LS, Pillow for
+    8-bit baseline JPEG, GDCM for the other JPEG). None when the layout is not one of these, or anything looks
+    unusual: pydicom then decodes (and reports the errors). tests/unit/test_pixels_fast.py checks the values."""
     if (info.samples != 1 or info.photometric not in ("MONOCHROME1", "MONOCHROME2")
             or info.bits_allocated not in (8, 16) or not 1 <= info.bits_stored <= info.bits_allocated):
         return None
@@ -222,13 +223,9 @@ def _correct_unused_bits(array: np.ndarray, info: PixelLayout) -> np.ndarray:
 
 
 def _jpeg_grayscale(ds: Dataset, info: PixelLayout, dtype: np.dtype[Any]) -> np.ndarray | None:
-    """One unsigned grayscale JPEG / JPEG-LS frame: JPEG through GDCM, set up as pydicom's GDCM plugin does (a
-    lossy JPEG must go through the same IDCT); JPEG-LS through CharLS, twice as fast, and its decoding is
-    fully specified (lossless and near-lossless alike), so any conforming decoder gives these values."""
-    try:
-        import gdcm
-    except ImportError:
-        return None
+    """One unsigned grayscale JPEG / JPEG-LS frame. JPEG-LS through CharLS, twice as fast as GDCM: its decoding
+    is fully specified (lossless and near-lossless alike), so any conforming decoder gives these values. 8-bit
+    baseline JPEG through Pillow, other JPEG through GDCM set up as pydicom's GDCM plugin does."""
     stream = _single_stream(ds)
     if stream is None:
         return None
@@ -244,6 +241,14 @@ def _jpeg_grayscale(ds: Dataset, info: PixelLayout, dtype: np.dtype[Any]) -> np.
         array = _pillow_grayscale(stream, info)
         if array is not None:
             return _correct_unused_bits(array, info)
+    return _gdcm_grayscale(stream, info, dtype)
+
+
+def _gdcm_grayscale(stream: bytes, info: PixelLayout, dtype: np.dtype[Any]) -> np.ndarray | None:
+    try:
+        import gdcm
+    except ImportError:
+        return None
     fragment = gdcm.Fragment()
     fragment.SetByteStringValue(stream)
     fragments = gdcm.SequenceOfFragments.New()
@@ -257,13 +262,12 @@ def _jpeg_grayscale(ds: Dataset, info: PixelLayout, dtype: np.dtype[Any]) -> np.
     photometric = gdcm.PhotometricInterpretation.GetPIType(info.photometric)
     image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(photometric))
     image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(info.transfer_syntax)))
-    image.SetPixelFormat(gdcm.PixelFormat(1, info.bits_allocated, bits_stored, bits_stored - 1, 0))
+    image.SetPixelFormat(gdcm.PixelFormat(1, info.bits_allocated, info.bits_stored, info.bits_stored - 1, 0))
     raw = image.GetBuffer()
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
     if len(data) != info.rows * info.columns * dtype.itemsize:
         return None  # GDCM failed (it answers an empty buffer): pydicom reports the error
-    array = np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy()
-    return array if jpeg_ls else _correct_unused_bits(array, info)
+    return _correct_unused_bits(np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy(), info)
 
 
 def _pillow_grayscale(stream: bytes, info: PixelLayout) -> np.ndarray | None:
