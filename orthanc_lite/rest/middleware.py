@@ -30,7 +30,14 @@ _REPEATED_SLASHES: Final = re.compile("/{2,}")
 
 class OrthancRouter(UrlDispatcher):
     """Resolves a path with or without its trailing slash, and honours method faking
-    (X-HTTP-Method-Override, or GET ...?_method=delete|put)."""
+    (X-HTTP-Method-Override, or GET ...?_method=delete|put).
+
+    Resolution tries only the resources whose shape fits the path (same number of segments, same last segment
+    when it is a literal), in aiohttp's own order (longest index key first, then registration order), so the
+    answer is aiohttp's. aiohttp tries every resource under the path's prefix: /instances/{id}/preview went
+    through 13 regular expressions and /{level}/{id}/metadata through 61, a tenth of a small request's time."""
+
+    _shapes: _Shapes | None = None
 
     async def resolve(self, request: web.Request) -> Any:
         method = _faked_method(request)
@@ -39,13 +46,102 @@ class OrthancRouter(UrlDispatcher):
         if "//" in request.path:
             # Clients joining a base URL that ends with "/" send "//instances": Orthanc ignores empty segments.
             request = request.clone(rel_url=request.rel_url.with_path(_REPEATED_SLASHES.sub("/", request.path)))
-        match = await super().resolve(request)
+        match = await self._resolve_by_shape(request)
         if isinstance(match, MatchInfoError) and request.path != "/" and request.path.endswith("/"):
             stripped = request.clone(rel_url=request.rel_url.with_path(request.path.rstrip("/") or "/"))
-            retry = await super().resolve(stripped)
+            retry = await self._resolve_by_shape(stripped)
             if not isinstance(retry, MatchInfoError):
                 return retry
         return match
+
+    async def _resolve_by_shape(self, request: web.Request) -> Any:
+        if self._matched_sub_app_resources:
+            return await super().resolve(request)
+        shapes = self._shapes
+        if shapes is None or shapes.count != len(self._resources):
+            shapes = self._shapes = _Shapes(self._resources, self._get_resource_index_key)
+        allowed_methods: set[str] = set()
+        for resource in shapes.candidates(request.rel_url.path_safe):
+            match_dict, allowed = await resource.resolve(request)
+            if match_dict is not None:
+                return match_dict
+            allowed_methods |= allowed
+        if allowed_methods:
+            return MatchInfoError(web.HTTPMethodNotAllowed(request.method, allowed_methods))
+        return MatchInfoError(web.HTTPNotFound())
+
+
+_GROUP: Final = re.compile(r"\(\?P<\w+>")
+# A variable's regular expression that cannot match "/": aiohttp's own [^{}/]+, or made only of word characters,
+# classes, alternations and repetitions ([0-9a-f-]+, patients|studies): no ".", escapes, groups or negations.
+_ONE_SEGMENT: Final = re.compile(r"\[\^\{\}/\]\+|[\w|\[\]+*?-]+")
+
+
+class _Shapes:
+    """The resources by (segment count, last segment): a literal last segment, or "*" when it is a variable.
+    Resources whose variables may span segments ({tail:.*}) or of other kinds are candidates for every path."""
+
+    def __init__(self, resources: list[Any], index_key: Callable[[Any], str]) -> None:
+        self.count = len(resources)
+        ranked: list[tuple[tuple[int, int], tuple[int, str] | None, Any]] = []
+        for order, resource in enumerate(resources):
+            rank = (-len(index_key(resource)), order)  # aiohttp's walk: longest prefix first, then registration
+            ranked.append((rank, _shape(resource), resource))
+        ranked.sort(key=lambda item: item[0])
+        anywhere = [item for item in ranked if item[1] is None]
+        counts = {shape[0] for _, shape, _ in ranked if shape is not None}
+        self._by_count: dict[int, tuple[Any, ...]] = {}
+        self._by_literal: dict[tuple[int, str], tuple[Any, ...]] = {}
+        for n in counts:
+            variable = [item for item in ranked if item[1] == (n, "*")]
+            self._by_count[n] = _merged(variable, anywhere)
+            for literal in {shape[1] for _, shape, _ in ranked if shape is not None and shape[0] == n} - {"*"}:
+                exact = [item for item in ranked if item[1] == (n, literal)]
+                self._by_literal[(n, literal)] = _merged(exact + variable, anywhere)
+        self._anywhere = _merged([], anywhere)
+
+    def candidates(self, path: str) -> tuple[Any, ...]:
+        n = path.count("/") + 1
+        last = path.rpartition("/")[2]
+        found = self._by_literal.get((n, last))
+        if found is None:
+            found = self._by_count.get(n, self._anywhere)
+        return found
+
+
+def _shape(resource: Any) -> tuple[int, str] | None:
+    from aiohttp.web_urldispatcher import DynamicResource, PlainResource
+
+    if isinstance(resource, DynamicResource):
+        if not all(_ONE_SEGMENT.fullmatch(variable) for variable in _variables(resource._pattern.pattern)):
+            return None  # a variable whose regular expression may match several segments ({tail:.*})
+    elif not isinstance(resource, PlainResource):
+        return None
+    segments = resource.canonical.split("/")
+    last = segments[-1]
+    return len(segments), "*" if "{" in last else last
+
+
+def _variables(pattern: str) -> list[str]:
+    """The regular expressions of the named groups of an aiohttp route pattern."""
+    out = []
+    for match in _GROUP.finditer(pattern):
+        depth, end = 1, match.end()
+        while end < len(pattern) and depth:
+            if pattern[end] == "\\":
+                end += 1
+            elif pattern[end] == "(":
+                depth += 1
+            elif pattern[end] == ")":
+                depth -= 1
+            end += 1
+        out.append(pattern[match.end():end - 1])
+    return out
+
+
+def _merged(*groups: list[tuple[tuple[int, int], Any, Any]]) -> tuple[Any, ...]:
+    items = sorted((item for group in groups for item in group), key=lambda item: item[0])
+    return tuple(resource for _, _, resource in items)
 
 
 def _faked_method(request: web.Request) -> str | None:
