@@ -2,8 +2,7 @@
 
 cpu: pydicom parsing, pillow/numpy rendering, zip deflate; io: file read/write/fsync/unlink, and the
 ingest pipeline (parse, fsynced write and index commit in one hop: it mostly waits, so it needs io's width);
-dimse: outbound associations; fsync: the fsyncs an ingest overlaps with its index statements. A long C-MOVE
-must never starve parsing, hence separate pools.
+dimse: outbound associations. A long C-MOVE must never starve parsing, hence separate pools.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import contextvars
 import functools
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Final, TypeVar
 
 T = TypeVar("T")
@@ -26,9 +25,6 @@ class Executors:
         self.cpu = ThreadPoolExecutor(max_workers=cpu_workers or max(2, os.cpu_count() or 2), thread_name_prefix="cpu")
         self.io = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="io")
         self.dimse = ThreadPoolExecutor(max_workers=dimse_workers, thread_name_prefix="dimse")
-        # The fsyncs that an ingest runs beside its index statements. Not the io pool: the io workers
-        # running ingests wait for these, so sharing their pool could leave no thread to run them.
-        self.fsync = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="fsync")
         # Held around long pure-Python work (parsing) and by the index's commit. A commit releases the GIL
         # at every SQL statement; while another thread parses, each re-acquisition waits for the GIL's
         # switch interval (5 ms), so a 0.5 ms commit took tens of ms under load. Taking turns explicitly,
@@ -45,29 +41,11 @@ class Executors:
     async def run_dimse(self, fn: Callable[..., T], *args: object) -> T:
         return await _run(self.dimse, fn, *args)
 
-    def start_fsync(self, fn: Callable[[], T]) -> Future[T]:
-        """From a worker thread: start an fsync and go on (the parse and the index statements run meanwhile),
-        returning only once the fsync thread runs `fn`. Without the handshake the fsync
-        thread waits for the GIL until the caller's next pure-Python stretch (a parse) ends, so the fsync
-        would not overlap it; waiting here hands the GIL over once, and the syscall then releases it."""
-        begun = threading.Event()
-
-        def run() -> T:
-            begun.set()
-            return fn()
-
-        future = self.fsync.submit(run)
-        if not self.cpu_turn.locked():
-            # With another parse running (several ingests at once), the fsync thread could get the GIL only
-            # once that parse ends: waiting for it would serialise this ingest behind it for nothing.
-            begun.wait(FSYNC_START_WAIT_S)
-        return future
-
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for pool in (self.cpu, self.io, self.dimse, self.fsync):
+        for pool in (self.cpu, self.io, self.dimse):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -77,5 +55,4 @@ async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: object) ->
     return await loop.run_in_executor(pool, functools.partial(ctx.run, fn, *args))
 
 
-FSYNC_START_WAIT_S: Final = 0.05  # bound on the handshake should every fsync thread be busy
 SMALL_INLINE_BYTES: Final = 64 * 1024  # below this, hashing/reading inline costs less than a thread hop
