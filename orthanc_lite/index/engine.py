@@ -214,6 +214,8 @@ def _write_batch(conn: sqlite3.Connection, writes: list[_PendingWrite]) -> list[
             time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
     else:
         raise OrthancError(ErrorCode.DatabaseCannotSerialize)
+    if len(writes) == 1:
+        return [_write_alone(conn, writes[0])]
     outcomes: list[tuple[bool, Any]] = []
     try:
         for write in writes:
@@ -234,3 +236,18 @@ def _write_batch(conn: sqlite3.Connection, writes: list[_PendingWrite]) -> list[
         raise
     return outcomes
 
+
+def _write_alone(conn: sqlite3.Connection, write: _PendingWrite) -> tuple[bool, Any]:
+    """A batch of one (every write of a single client): the transaction is its savepoint, two statements fewer."""
+    try:
+        try:
+            value = write.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            return False, exc
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True, value
