@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return announce(ctx, await ctx.executors.run_io(store_bytes_blocking, ctx, data, origin))
+    return announce(ctx, await ctx.executors.run_ingest(store_bytes_blocking, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
-    return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
+    return announce(ctx, await ctx.executors.run_ingest(store_file_blocking, ctx, path, origin, md5))
 
 
 def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
