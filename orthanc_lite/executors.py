@@ -102,12 +102,13 @@ class Lane:
                 result, error = ctx.run(fn, *args), None
             except BaseException as exc:
                 result, error = None, exc
+            # Idle before the answer goes out: the caller's next call must find this thread, not start another.
+            self._idle.release()
             try:
                 loop.call_soon_threadsafe(_settle, future, result, error)
             except RuntimeError:  # the loop is closed: nobody awaits the answer any more
                 pass
             del item, future, result, error
-            self._idle.release()
 
     def close(self) -> None:
         """Finish the queued work, then stop the threads (idempotent)."""
