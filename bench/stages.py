@@ -11,13 +11,12 @@ instance. The wrappers themselves cost a few microseconds per call. Stages of a 
   serve         the association thread serves the request (pynetdicom's SCP), which contains:
   handler       our EVT_C_STORE handler, which contains:
     parse         dicom/parse.py::parse_instance (including the wait for the cpu turn)
-    file          the storage write (rename into place; the fsync is handed off)
+    file          the storage write (rename into place)
+    fsync         the file's fsync, in the same thread, before the index
     index         the group commit, which contains:
       commit_lock   waiting for the leader (or to lead)
       batch         one BEGIN IMMEDIATE ... COMMIT, which contains:
         statements    index/writes.py::store_instance
-        fsync_wait    waiting for the file's fsync
-    fsync         fsync thread: the file's fsync (overlaps `index`)
   response      the C-STORE-RSP encoded and queued for the DUL thread
 """
 
@@ -83,7 +82,6 @@ def install() -> None:
     _patch(sqlite.SqliteIndex, "store_sync", "index")
     _patch(engine, "_write_batch", "batch")
     _patch(writes, "store_instance", "statements")
-    _patch(engine, "_wait_without_turn", "fsync_wait")
     _patch(store, "announce", "announce")
     _patch(Association, "_serve_request", "serve")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future
 import os
 import threading
 from typing import Any
@@ -27,10 +26,9 @@ class SqliteIndex:
         await self.engine.close()
 
     # --- writes -----------------------------------------------------------------------------
-    def store_sync(self, new: NewInstance, file_durable: Future[Any]) -> StoreOutcome:
-        """Store one instance, from a worker thread: the ingest pipeline indexes in the same hop as it parses. The
-        rows are written while `file_durable` (the attachment's fsync) runs, and committed only after it."""
-        return self.engine.write_sync(functools.partial(writes.store_instance, new=new), file_durable)
+    def store_sync(self, new: NewInstance) -> StoreOutcome:
+        """Store one instance, from a worker thread: the ingest pipeline indexes in the same hop as it parses."""
+        return self.engine.write_sync(functools.partial(writes.store_instance, new=new))
 
     async def delete(self, public_id: str, level: ResourceLevel, now: str) -> DeleteOutcome:
         return await self.engine.write(functools.partial(writes.delete_resource, public_id=public_id, level=level, now=now))

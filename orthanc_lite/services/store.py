@@ -1,17 +1,16 @@
 """The upload pipeline, in one straight line (as Orthanc's ServerContext::StoreAfterTranscoding):
-one worker-thread hop parses, writes the attachment and runs the index transaction (group commit with the
-other ingests), then the loop announces the changes. If the index refuses, the file just written is
+one worker-thread hop parses, writes and fsyncs the attachment and runs the index transaction (group commit
+with the other ingests), then the loop announces the changes. If the index refuses, the file just written is
 removed, so storage and index always agree. One hop, because every loop <-> thread handoff costs a
 wake-up and a GIL handover on the critical path of each instance.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Callable, Final
 
 from ..dicom.parse import ParsedInstance, parse_instance
 from ..dicom.transcode import transcode_file
@@ -26,42 +25,23 @@ logger = logging.getLogger(__name__)
 
 async def store_bytes(ctx: ServerContext, data: bytes, origin: Origin) -> StoreResult:
     """Store a DICOM file held in memory (small uploads, no spooling): one worker hop, then notify."""
-    return announce(ctx, await ctx.executors.run_io(store_bytes_blocking, ctx, data, origin))
+    return announce(ctx, await ctx.executors.run_ingest(store_bytes_blocking, ctx, data, origin))
 
 
 async def store_file(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoreResult:
     """Store the DICOM file at `path`, which this function consumes (moved into storage or deleted)."""
-    return announce(ctx, await ctx.executors.run_io(store_file_blocking, ctx, path, origin, md5))
+    return announce(ctx, await ctx.executors.run_ingest(store_file_blocking, ctx, path, origin, md5))
 
 
 def store_bytes_blocking(ctx: ServerContext, data: bytes, origin: Origin,
                          extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
     """`store_bytes` up to the commit, for a thread that may block (a worker, a DICOM association); the caller
     then runs `announce()` on the loop. `extra_metadata` = (level, type, value) rows to set on the instance or
-    its parents (ModifiedFrom, AnonymizedFrom). Unless IngestTranscoding may change the file, the attachment is
-    written and its fsync started first, so that the fsync overlaps the parse and the index statements."""
-    if ctx.settings.IngestTranscoding:
-        with ctx.executors.cpu_turn:
-            parsed = parse_instance(data, ctx.default_encoding)
-        # the transcoding runs outside cpu_turn: it may take a while
-        return store_parsed_blocking(ctx, data, parsed, origin, extra_metadata=extra_metadata, ingest_transcoding=True)
-    stored, make_durable = ctx.storage.write_bytes(data, str(uuidlib.uuid4()), bool(ctx.settings.StorageCompression))
-    file_durable = ctx.executors.start_fsync(make_durable)
-    parsed = _parse_or_drop(ctx, data, stored, file_durable)
-    return _index_sync(ctx, parsed, stored, file_durable, origin, extra_metadata)
-
-
-def _parse_or_drop(ctx: ServerContext, source: bytes | str, stored: StoredFile,
-                   file_durable: concurrent.futures.Future[None]) -> ParsedInstance:
-    """Parse while the attachment's fsync runs (it was written first for that overlap); a file that cannot be
-    parsed is removed again, once closed."""
-    try:
-        with ctx.executors.cpu_turn:
-            return parse_instance(source, ctx.default_encoding)
-    except BaseException:
-        concurrent.futures.wait([file_durable])
-        ctx.storage.remove_sync(stored.uuid)
-        raise
+    its parents (ModifiedFrom, AnonymizedFrom)."""
+    with ctx.executors.cpu_turn:
+        parsed = parse_instance(data, ctx.default_encoding)
+    return store_parsed_blocking(ctx, data, parsed, origin, extra_metadata=extra_metadata,
+                                 ingest_transcoding=bool(ctx.settings.IngestTranscoding))
 
 
 def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: ParsedInstance, origin: Origin,
@@ -85,33 +65,37 @@ def store_parsed_blocking(ctx: ServerContext, source: bytes | str, parsed: Parse
         except BaseException:
             unlink_quietly(source)
             raise
-    return _index_sync(ctx, parsed, stored, ctx.executors.start_fsync(make_durable), origin, extra_metadata)
+    _make_durable_or_drop(ctx, stored, make_durable)
+    return _index_sync(ctx, parsed, stored, origin, extra_metadata)
 
 
 def store_file_blocking(ctx: ServerContext, path: str, origin: Origin, md5: str | None = None) -> StoredInstance:
     """`store_file` up to the commit, for a thread that may block (a worker, a DICOM association): files and
-    the index's group commit are thread-safe. The caller then runs `announce()` on the loop. An uncompressed
-    file that no IngestTranscoding may change is renamed into place and parsed there while its fsync runs."""
-    compress = bool(ctx.settings.StorageCompression)
-    parsed: ParsedInstance | None = None
+    the index's group commit are thread-safe. The caller then runs `announce()` on the loop."""
     try:
-        if compress or ctx.settings.IngestTranscoding:
-            with ctx.executors.cpu_turn:
-                parsed = parse_instance(path, ctx.default_encoding)
-            transcoded = _ingest_transcoding(ctx, parsed, path)
-            if transcoded is not None:
-                parsed, data = transcoded
-                with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
-                    f.write(data)
-                md5 = None
-        stored, make_durable = ctx.storage.adopt_file(path, str(uuidlib.uuid4()), md5, compress)
+        with ctx.executors.cpu_turn:
+            parsed = parse_instance(path, ctx.default_encoding)
+        transcoded = _ingest_transcoding(ctx, parsed, path)
+        if transcoded is not None:
+            parsed, data = transcoded
+            with open(path, "wb") as f:  # the spooled file is ours: it now holds the converted instance
+                f.write(data)
+            md5 = None
     except BaseException:
         unlink_quietly(path)
         raise
-    file_durable = ctx.executors.start_fsync(make_durable)
-    if parsed is None:
-        parsed = _parse_or_drop(ctx, ctx.storage.local_path(stored.uuid) or path, stored, file_durable)
-    return _index_sync(ctx, parsed, stored, file_durable, origin)
+    return store_parsed_blocking(ctx, path, parsed, origin, md5)
+
+
+def _make_durable_or_drop(ctx: ServerContext, stored: StoredFile, make_durable: Callable[[], None]) -> None:
+    """The attachment's fsync, in this thread, before any index statement: it releases the GIL, so the other
+    ingests parse and commit meanwhile. Handing it to another thread to overlap it with this ingest's own parse
+    and statements cost more than it saved (a thread wake-up and a GIL handover each way, on a 0.3 ms fsync)."""
+    try:
+        make_durable()
+    except BaseException:
+        ctx.storage.remove_sync(stored.uuid)
+        raise
 
 
 _UNCOMPRESSED: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
@@ -150,12 +134,10 @@ class StoredInstance:
     now: str
 
 
-def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
-                file_durable: concurrent.futures.Future[None], origin: Origin,
+def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile, origin: Origin,
                 extra_metadata: tuple[tuple[int, int, str], ...] = ()) -> StoredInstance:
-    """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file's
-    fsync (`file_durable`, started before) runs beside the statements; the commit waits for it, so no committed
-    row ever points at a file that a power cut could lose."""
+    """Worker thread: one index transaction (group commit); the storage follows the index's decision. The file
+    is already durable, so no committed row ever points at a file that a power cut could lose."""
     settings = ctx.settings
     now = now_iso()
     md5_kept = bool(settings.StoreMD5ForAttachments)
@@ -179,9 +161,8 @@ def _index_sync(ctx: ServerContext, parsed: ParsedInstance, stored: StoredFile,
     result_ids = dict(instance_id=parsed.instance_public_id, patient_id=parsed.patient_public_id,
                       study_id=parsed.study_public_id, series_id=parsed.series_public_id)
     try:
-        outcome = ctx.index.store_sync(new, file_durable)
+        outcome = ctx.index.store_sync(new)
     except BaseException:
-        concurrent.futures.wait([file_durable])  # the file is closed before it is removed
         ctx.storage.remove_sync(stored.uuid)
         raise
     for old_uuid, _compressed in outcome.removed_uuids:

@@ -45,3 +45,23 @@ async def test_children_route_cost_is_fixed(server: orthanc_lite.Server, http: a
         await http.post("/instances", data=d)
     patient = answers[0]["ParentPatient"]
     assert await _count(server, http, f"/patients/{patient}/instances") == small
+
+
+async def test_upload_statements_are_counted_and_fixed(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    """An upload into an existing series costs the same few statements (the store transaction has no N+1)."""
+    first, second, third = make_series(3, patient_id="W")
+    assert (await http.post("/instances", data=first)).status == 200
+    stats = server.context.index.engine.statements
+    costs = []
+    for data in (second, third):
+        stats.enabled, stats.count = True, 0
+        try:
+            assert (await http.post("/instances", data=data)).status == 200
+        finally:
+            stats.enabled = False
+        costs.append(stats.count)
+    assert costs[0] == costs[1] and 5 <= costs[0] <= 14, costs
+    stats.count = 0
+    for data in make_series(2, patient_id="X"):
+        assert (await http.post("/instances", data=data)).status == 200
+    assert stats.count == 0  # counted only while enabled
