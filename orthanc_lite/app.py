@@ -13,7 +13,7 @@ from .dicomweb.routes import setup_dicomweb
 from .dimse.server import dicom_server_context
 from .jobs.engine import JobEngine
 from .rest import setup_routes
-from .rest.middleware import OrthancRouter, add_security_headers, errors_middleware, security_middleware, xml_middleware
+from .rest.middleware import OrthancRouter, add_security_headers, orthanc_middleware
 from .services.context import ServerContext
 
 
@@ -23,7 +23,7 @@ def build(settings: Settings) -> web.Application:
     # is the one place that sees the path before the 404/405 decision).
     app = web.Application(
         router=OrthancRouter(),
-        middlewares=[security_middleware, errors_middleware, xml_middleware],
+        middlewares=[orthanc_middleware],
         client_max_size=64 * 1024 * 1024,
     )
     context = ServerContext(settings)

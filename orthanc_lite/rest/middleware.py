@@ -181,9 +181,15 @@ def error_response(request: web.Request, status: int, code: ErrorCode, details: 
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def orthanc_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request: RemoteAccessAllowed and authentication, then the handler, its JSON as XML on request, and
+    any error as Orthanc's error answer. One middleware rather than three: aiohttp wraps each in a layer of its
+    own, a few percent of a small request's time."""
+    refusal = _security_refusal(request)
+    if refusal is not None:
+        return refusal
     try:
-        return await handler(request)
+        return _as_xml_if_asked(request, await handler(request))
     except OrthancError as exc:
         status = exc.http_status
         level = logging.ERROR if status >= 500 else logging.INFO
@@ -223,10 +229,8 @@ def _unknown_route(request: web.Request) -> web.Response:
     return web.Response(status=404, body=body, headers={"Content-Type": "text/plain"})
 
 
-@web.middleware
-async def xml_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _as_xml_if_asked(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     """Accept: application/xml turns a JSON answer into Orthanc's XML rendering of it."""
-    response = await handler(request)
     if (wants_xml(request) and isinstance(response, web.Response) and response.status == 200
             and response.content_type == "application/json" and isinstance(response.body, bytes)):
         xml = json_to_xml(orjson.loads(response.body))
@@ -243,9 +247,9 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
-@web.middleware
-async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """RemoteAccessAllowed (loopback only when false) and HTTP Basic against RegisteredUsers."""
+def _security_refusal(request: web.Request) -> web.Response | None:
+    """RemoteAccessAllowed (loopback only when false) and HTTP Basic against RegisteredUsers: the 401 answer,
+    or None to go on."""
     settings = request.app[CONTEXT].settings
     if not settings.RemoteAccessAllowed and not _is_loopback(request.remote):
         return error_response(request, 401, ErrorCode.Unauthorized, "Remote access is disabled")
@@ -256,7 +260,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             return web.Response(status=401,
                                 headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
         request[USERNAME] = user
-    return await handler(request)
+    return None
 
 
 def _is_loopback(remote: str | None) -> bool:
