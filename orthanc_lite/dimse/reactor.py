@@ -25,6 +25,8 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.fsm import InvalidEventError
 from pynetdicom.pdu import A_ABORT_RQ
 
+from . import lean
+
 logger = logging.getLogger(__name__)
 
 # Longest idle wait of the DUL thread: bounds how late it notices a timer expiry or a kill flag.
@@ -162,7 +164,7 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
             try:
                 if self._process_recv_primitive():
                     pass
-                elif self._is_transport_event():
+                elif _transport_event(self):
                     self._idle_timer.restart()
             except Exception as exc:  # noqa: BLE001 -
                 _abort(self, exc)
@@ -189,7 +191,25 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 return
             sleep = False
     finally:
+        receiver = lean.receiver(self.assoc)
+        if receiver is not None:
+            receiver.drop()
         self._ol_waker.close()  # type: ignore[attr-defined]
+
+
+def _transport_event(self: DULServiceProvider) -> bool:
+    """`_is_transport_event`, with the PDUs of an association in data transfer read by its lean receiver
+    (dimse/lean.py), which serves C-STORE requests itself and hands everything else to the state machine."""
+    receiver = lean.receiver(self.assoc)
+    if receiver is None:
+        return self._is_transport_event()
+    if self.state_machine.current_state != "Sta6":
+        receiver.drop()
+        return self._is_transport_event()
+    if self.socket is not None and self.socket.ready:
+        receiver.read_pdu(self)
+        return True
+    return False
 
 
 def _abort(self: DULServiceProvider, exc: Exception) -> None:
@@ -219,9 +239,11 @@ def _assoc_run_reactor(self: Association) -> None:
             if self._kill or not self.dul.is_alive():
                 self.kill()
                 return
+    self._ol_serving = True  # type: ignore[attr-defined]  # the lean receiver may serve C-STOREs from now on
     try:
         _assoc_loop(self)
     finally:
+        self._ol_serving = False  # type: ignore[attr-defined]
         if gate is not None:
             gate.release()
 
@@ -242,7 +264,10 @@ def _assoc_loop(self: Association) -> None:
 
         context_id, msg = _next_message(self)
         if msg:
-            self._serve_request(msg, context_id)
+            try:
+                self._serve_request(msg, context_id)
+            finally:
+                self._ol_busy = False  # type: ignore[attr-defined]
 
         if self.is_established and self.acse.is_release_requested():
             self.acse.send_release(is_response=True)
@@ -294,6 +319,8 @@ def _next_message(self: Association) -> tuple[Any, Any]:
         if not checkpoint.is_set() or not messages._qsize():  # type: ignore[attr-defined]
             return None, None
         item = messages._get()  # type: ignore[attr-defined]
+        # Under the queue's lock: the lean receiver (dimse/lean.py) sees either the message queued or us busy.
+        self._ol_busy = True  # type: ignore[attr-defined]
         messages.not_full.notify()
         return item  # type: ignore[no-any-return]
 
