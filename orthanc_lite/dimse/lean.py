@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,10 +39,20 @@ P_DATA_TF: Final = 0x04
 _PDU_TYPES: Final = frozenset(range(0x01, 0x08))
 C_STORE_RQ: Final = 0x0001
 NO_DATA_SET: Final = 0x0101
+IDLE_PATIENCE: Final = 0.05  # seconds the lean path waits for the association loop to be idle (see _may_start)
 HANDLER_FAILED: Final = 0xC211  # pynetdicom's status when the EVT_C_STORE handler raises
 # Events whose handlers expect pynetdicom's own objects: when any is bound, the association keeps its path.
 _OBSERVED: Final = (evt.EVT_DATA_RECV, evt.EVT_DATA_SENT, evt.EVT_PDU_RECV, evt.EVT_PDU_SENT, evt.EVT_DIMSE_RECV,
                     evt.EVT_DIMSE_SENT, evt.EVT_FSM_TRANSITION)
+
+
+_served = 0  # instances answered on the lean path in this process (tests check that it was taken)
+_served_lock = threading.Lock()
+
+
+def served() -> int:
+    """How many C-STORE requests the lean path answered so far in this process."""
+    return _served
 
 
 @dataclass(slots=True)
@@ -130,6 +141,7 @@ class LeanReceiver:
         self.allowed = allowed
         self.current: LeanRequest | None = None
         self._observed: bool | None = None
+        self._patient = True
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -204,15 +216,23 @@ class LeanReceiver:
         assoc = self.assoc
         if self._observed is None:
             self._observed = any(assoc.get_handlers(event) for event in _OBSERVED)
-        if self._observed or not getattr(assoc, "_ol_serving", False):
+        if self._observed:
             return False
         if not assoc.is_established or assoc._sent_release or assoc.dimse.message is not None:
             return False
         if dul.event_queue.qsize() or dul.to_provider_queue.qsize() or dul._recv_pdu.qsize():
             return False
+        # The association loop may still be starting (its thread slot) or finishing the previous request that
+        # went pynetdicom's way (its answer is out: the peer sent this one): wait for it a little, once.
+        idle: threading.Event = assoc._ol_idle
+        if not idle.is_set() and self._patient:
+            self._patient = idle.wait(IDLE_PATIENCE)
         messages = assoc.dimse.msg_queue
-        with messages.mutex:  # the association loop marks itself busy under this lock (dimse/reactor.py)
-            return not messages._qsize() and not getattr(assoc, "_ol_busy", False)
+        with messages.mutex:  # the association loop clears `idle` under this lock when it takes a message
+            if messages._qsize() or not idle.is_set():
+                return False
+        self._patient = True
+        return True
 
     def _start(self, context_id: int, command_bytes: memoryview) -> LeanRequest | None:
         """A LeanRequest for a complete C-STORE-RQ command set we can serve here, else None."""
@@ -241,7 +261,10 @@ class LeanReceiver:
 
     def _complete(self, dul: Any, request: LeanRequest) -> None:
         """Store the received instance (durable on return), then answer as pynetdicom's Storage SCP would."""
+        global _served
         request.spool.finish()
+        with _served_lock:
+            _served += 1
         try:
             status = self.store(self.assoc, request)
         except Exception:  # noqa: BLE001 - as pynetdicom's attempt(): a failed handler is 0xC211
@@ -279,6 +302,7 @@ class LeanReceiver:
 
 def enable(assoc: Any, folder: str, store: StoreFn, allowed: AllowFn) -> None:
     """Give an association our SCP accepted the lean C-STORE path (dimse/reactor.py's DUL loop uses it)."""
+    assoc._ol_idle = threading.Event()  # set by dimse/reactor.py's association loop while it waits for messages
     assoc._ol_lean = LeanReceiver(assoc, folder, store, allowed)
 
 

@@ -239,11 +239,14 @@ def _assoc_run_reactor(self: Association) -> None:
             if self._kill or not self.dul.is_alive():
                 self.kill()
                 return
-    self._ol_serving = True  # type: ignore[attr-defined]  # the lean receiver may serve C-STOREs from now on
+    idle: threading.Event | None = getattr(self, "_ol_idle", None)
+    if idle is not None:
+        idle.set()  # the lean receiver (dimse/lean.py) may serve C-STOREs from now on
     try:
         _assoc_loop(self)
     finally:
-        self._ol_serving = False  # type: ignore[attr-defined]
+        if idle is not None:
+            idle.clear()
         if gate is not None:
             gate.release()
 
@@ -267,7 +270,9 @@ def _assoc_loop(self: Association) -> None:
             try:
                 self._serve_request(msg, context_id)
             finally:
-                self._ol_busy = False  # type: ignore[attr-defined]
+                idle = getattr(self, "_ol_idle", None)
+                if idle is not None and not self._kill:
+                    idle.set()
 
         if self.is_established and self.acse.is_release_requested():
             self.acse.send_release(is_response=True)
@@ -320,7 +325,9 @@ def _next_message(self: Association) -> tuple[Any, Any]:
             return None, None
         item = messages._get()  # type: ignore[attr-defined]
         # Under the queue's lock: the lean receiver (dimse/lean.py) sees either the message queued or us busy.
-        self._ol_busy = True  # type: ignore[attr-defined]
+        idle = getattr(self, "_ol_idle", None)
+        if idle is not None:
+            idle.clear()
         messages.not_full.notify()
         return item  # type: ignore[no-any-return]
 
