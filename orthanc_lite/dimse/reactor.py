@@ -34,6 +34,9 @@ IDLE_WAIT: Final = 0.005
 # Longest wait of the association reactor for a DIMSE message before re-checking release/abort/timeouts
 # (the original sleeps this long on every loop).
 REACTOR_WAIT: Final = 0.001
+# The same for an association of our SCP (dimse/lean.py enabled): every primitive its DUL hands up (release, abort)
+# and the DUL's end also wake it, so the wait only bounds how late it sees a timer expiry or a kill.
+NOTIFIED_REACTOR_WAIT: Final = 0.05
 
 _installed = False
 _lock = threading.Lock()
@@ -81,6 +84,23 @@ class _Waker:
         self.w.close()
 
 
+class _NotifyingQueue(queue.Queue):  # type: ignore[type-arg]
+    """The DUL's to_user_queue: a put() also wakes the association loop waiting for a DIMSE message."""
+
+    def __init__(self, messages: queue.Queue) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self._messages = messages
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        _notify(self._messages)
+
+
+def _notify(messages: queue.Queue) -> None:  # type: ignore[type-arg]
+    with messages.not_empty:
+        messages.not_empty.notify_all()
+
+
 class _WakingCheckpoint(threading.Event):
     """The association's `_reactor_checkpoint`: clearing it (a thread asking the reactor to pause so that it
     can send and read its own messages) also wakes the reactor waiting for a DIMSE message, so that the
@@ -105,6 +125,8 @@ def _assoc_init(self: Association, ae: Any, mode: str) -> None:
     if self._reactor_checkpoint.is_set():
         checkpoint.set()
     self._reactor_checkpoint = checkpoint
+    # No other thread knows this association yet: swapping the queue here is race-free.
+    self.dul.to_user_queue = _NotifyingQueue(self.dimse.msg_queue)
 
 
 _original_dul_init = DULServiceProvider.__init__
@@ -195,6 +217,7 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
         if receiver is not None:
             receiver.drop()
         self._ol_waker.close()  # type: ignore[attr-defined]
+        _notify(self.assoc.dimse.msg_queue)  # the association loop checks dul.is_alive() at once
 
 
 def _transport_event(self: DULServiceProvider) -> bool:
@@ -318,9 +341,10 @@ def _next_message(self: Association) -> tuple[Any, Any]:
     (_WakingCheckpoint.clear) interrupt the wait."""
     messages = self.dimse.msg_queue
     checkpoint = self._reactor_checkpoint
+    wait = NOTIFIED_REACTOR_WAIT if lean.receiver(self) is not None else REACTOR_WAIT
     with messages.not_empty:
         if not messages._qsize() and checkpoint.is_set():  # type: ignore[attr-defined]
-            messages.not_empty.wait(REACTOR_WAIT)
+            messages.not_empty.wait(wait)
         if not checkpoint.is_set() or not messages._qsize():  # type: ignore[attr-defined]
             return None, None
         item = messages._get()  # type: ignore[attr-defined]
