@@ -1,10 +1,11 @@
-"""DICOM JSON and XML (PS3.18 F.2 / F.3) of the DICOMweb server, as the plugin writes them
-(dicomweb_json.py is the encoder of the core route /instances/{id}/file).
+"""DICOM JSON and XML (PS3.18 F.2 / F.3), as Orthanc's DicomWebJsonVisitor writes them: the one encoder of the
+DICOMweb server and of the core route GET /instances/{id}/file with Accept: application/dicom+json.
 
+- `file_to_dicomweb(data)`: a whole DICOM file as the core route answers it (binary values inline).
 - `dataset_to_dicomweb(ds, bulk_root)`: a parsed instance -> {"GGGGEEEE": {"vr", "Value" | "BulkDataURI"}}. Binary
   values (OB/OD/OF/OL/OV/OW/UN) become a BulkDataURI `{bulk_root}/{seq}/{1-based item}/.../{tag}` (lowercase hex
-  tags, as the plugin builds them), or InlineBinary, or nothing. Group lengths are skipped; an empty value has
-  only its "vr". IS/DS are numbers, PN is {"Alphabetic", "Ideographic", "Phonetic"}, AT is "GGGGEEEE".
+  tags, as the plugin builds them), or InlineBinary, or nothing. Group lengths are skipped; an empty value
+  (binary ones too) has only its "vr". IS/DS are numbers, PN is {"Alphabetic", "Ideographic", "Phonetic"}, AT is "GGGGEEEE".
 - `values_to_dicomweb(values, encoding)`: what QIDO-RS answers from stored main tags (tag -> string or None).
 - `to_xml(dataset_json)`: the NativeDicomModel XML of one DICOM JSON object.
 Sync and pure (pydicom only): called from the cpu pool.
@@ -25,7 +26,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 
 from .dicom_json import tag_name
-from .values import ENCODINGS, BINARY_VRS, dataset_codecs, element_string, element_vr, raw_value_bytes
+from .values import (ENCODINGS, BINARY_VRS, dataset_codecs, element_string, element_vr, raw_value_bytes,
+                     read_dataset)
 
 PIXEL_DATA: Final = 0x7FE00010
 SPECIFIC_CHARACTER_SET: Final = 0x00080005
@@ -39,12 +41,25 @@ _NUMBERS: Final[dict[str, tuple[str, int]]] = {
     "UV": ("Q", 8), "SV": ("q", 8), "FL": ("f", 4), "FD": ("d", 8),
 }
 _SINGLE_VALUED: Final = frozenset({"LT", "ST", "UT", "UR"})  # backslash is not a delimiter there (PS3.5 6.2)
+_NATIVE_SYNTAXES: Final = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                                     "1.2.840.10008.1.2.1.99"})
 
 
 @functools.lru_cache(maxsize=8192)
 def key(tag: int) -> str:
     """"0020000D": the DICOM JSON spelling of a tag."""
     return f"{tag >> 16:04X}{tag & 0xFFFF:04X}"
+
+
+def file_to_dicomweb(data: bytes, default_encoding: str = "Latin1") -> dict[str, Any]:
+    """The whole dataset of a DICOM file (meta header excluded) as DICOM JSON, binary values inline, without
+    the PixelData when it is encapsulated (Orthanc >= 1.12.6)."""
+    ds = read_dataset(data, default_encoding)
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if syntax and syntax not in _NATIVE_SYNTAXES and PIXEL_DATA in ds:
+        del ds[PIXEL_DATA]
+    return dataset_to_dicomweb(ds, "", INLINE_BINARY)
 
 
 def dataset_to_dicomweb(ds: Dataset, bulk_root: str, binary_mode: str = BULK_DATA_URI,
@@ -109,7 +124,8 @@ def _item(ds: Dataset, codecs: tuple[str, ...], bulk_root: str, binary_mode: str
                 raw = raw_value_bytes(elem)
                 if raw is None and isinstance(value, (bytes, bytearray)):
                     raw = bytes(value)
-                node["InlineBinary"] = base64.b64encode(raw or b"").decode("ascii")
+                if raw:  # an empty value is the VR alone (issue #195)
+                    node["InlineBinary"] = base64.b64encode(raw).decode("ascii")
             out[key(tag)] = node
             continue
         out[key(tag)] = leaf(elem, vr, codecs)
@@ -136,6 +152,11 @@ def leaf(elem: DataElement | RawDataElement, vr: str, codecs: tuple[str, ...]) -
         if values:
             node["Value"] = values
         return node
+    if vr == "AT":
+        tags = _attribute_tags(elem)
+        if tags:
+            node["Value"] = [key(tag) for tag in tags]
+        return node
     text = element_string(elem, codecs, vr)
     if text:
         values = string_values(text, vr)
@@ -157,6 +178,18 @@ def _numbers(elem: DataElement | RawDataElement, vr: str) -> list[int | float]:
     value = elem.value
     items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
     return [_number(v) for v in items if isinstance(v, (int, float))]
+
+
+def _attribute_tags(elem: DataElement | RawDataElement) -> list[int]:
+    """Every value of an AT attribute (element_string() shows only the first one)."""
+    if isinstance(elem, RawDataElement):
+        raw = raw_value_bytes(elem) or b""
+        count = len(raw) // 4
+        words = struct.unpack(("<" if elem.is_little_endian else ">") + "HH" * count, raw[: count * 4])
+        return [words[i] << 16 | words[i + 1] for i in range(0, len(words), 2)]
+    value = elem.value
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    return [int(v) for v in items if isinstance(v, int)]
 
 
 def _number(value: int | float) -> int | float:

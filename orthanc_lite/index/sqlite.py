@@ -67,6 +67,10 @@ class SqliteIndex:
         """Every instance below these resources, for ZIP archives and media (one read transaction)."""
         return await self.engine.read(functools.partial(archive.archive_content, public_ids=public_ids))
 
+    async def missing_resources(self, public_ids: list[str]) -> list[str]:
+        """The public IDs (any level) that do not exist: an existence check that reads nothing else."""
+        return await self.engine.read(functools.partial(archive.missing_resources, public_ids=public_ids))
+
     async def find_internal(self, public_id: str, level: ResourceLevel | None = None) -> tuple[int, ResourceLevel] | None:
         return await self.engine.read(functools.partial(reads.find_internal, public_id=public_id, level=level))
 

@@ -84,7 +84,7 @@ class _ArchiveJobBase(Job):
         self._discard()
 
     def outputs(self) -> dict[str, JobOutput]:
-        if self._done and self._path is not None and os.path.exists(self._path):
+        if self._done and self._path is not None:  # no I/O here: GET /jobs/{id}/{key} checks the file is there
             return {"archive": JobOutput("application/zip", path=self._path, filename=self.filename)}
         return {}
 

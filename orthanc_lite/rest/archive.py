@@ -86,9 +86,7 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
     if not synchronous:
         return await _submit_async(request, plan, body)
     producer = archive_service.ArchiveProducer(ctx, plan, transcoder=_transcoder(ctx))
-    headers = {"Content-Type": "application/zip", "Content-Disposition": f'filename="{_content_filename(filename)}"'}
-    if request.method == "HEAD":  # the headers only: no archive is built for nothing
-        return web.Response(headers=headers)
+    headers = _zip_headers(filename)
     if not ctx.settings.SynchronousZipStream:
         return await _send_from_file(request, producer, headers)
     response = web.StreamResponse(headers=headers)
@@ -114,6 +112,10 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
         streams.discard(producer)
     await response.write_eof()
     return response
+
+
+def _zip_headers(filename: str) -> dict[str, str]:
+    return {"Content-Type": "application/zip", "Content-Disposition": f'filename="{_content_filename(filename)}"'}
 
 
 async def _send_from_file(request: web.Request, producer: archive_service.ArchiveProducer,
@@ -165,14 +167,23 @@ async def _post_answer(request: web.Request, body: Any, resources: list[str], me
     return await _answer(request, plan, str(filename), *_job_fields(body))
 
 
+async def _get_answer(request: web.Request, resources: list[str], media: bool, extended: bool,
+                      default_filename: str) -> web.StreamResponse:
+    """The GET (and HEAD) routes: ?transcode, ?lossy-quality and ?filename from the query string."""
+    transcode = _transfer_syntax(request.query["transcode"]) if "transcode" in request.query else None
+    lossy_quality = _lossy_quality(request.query.get("lossy-quality"))
+    filename = request.query.get("filename", default_filename)
+    if request.method == "HEAD":  # the headers only: the resources are checked, no archive is planned
+        await archive_service.require_resources(ctx_of(request), resources)
+        return web.Response(headers=_zip_headers(filename))
+    plan = await _plan(request, resources, media, extended, transcode, lossy_quality)
+    return await _answer(request, plan, filename)
+
+
 # --- one resource ------------------------------------------------------------------------------------
 async def _single_get(request: web.Request, media: bool) -> web.StreamResponse:
     public_id = request.match_info["id"]
-    transcode = _transfer_syntax(request.query["transcode"]) if "transcode" in request.query else None
-    extended = media and "extended" in request.query
-    plan = await _plan(request, [public_id], media, extended, transcode,
-                       _lossy_quality(request.query.get("lossy-quality")))
-    return await _answer(request, plan, request.query.get("filename", f"{public_id}.zip"))
+    return await _get_answer(request, [public_id], media, media and "extended" in request.query, f"{public_id}.zip")
 
 
 async def _single_post(request: web.Request, media: bool) -> web.StreamResponse:
@@ -228,11 +239,8 @@ async def _batch_get(request: web.Request, media: bool, default_extended: bool) 
     resources = [r for r in request.query.get("resources", "").split(",") if r]
     if not resources:
         raise OrthancError(ErrorCode.BadRequest, "The GET argument \"resources\" must list Orthanc identifiers")
-    transcode = _transfer_syntax(request.query["transcode"]) if "transcode" in request.query else None
     extended = media and (default_extended or bool_arg(request, "extended"))
-    plan = await _plan(request, resources, media, extended, transcode,
-                       _lossy_quality(request.query.get("lossy-quality")))
-    return await _answer(request, plan, request.query.get("filename", "Archive.zip"))
+    return await _get_answer(request, resources, media, extended, "Archive.zip")
 
 
 @routes.post("/tools/create-archive")

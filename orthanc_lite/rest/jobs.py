@@ -84,6 +84,9 @@ async def get_job_output(request: web.Request) -> web.StreamResponse:
     output = None
     if record is not None and record.state is JobState.Success:
         output = record.job.outputs().get(key)
+    if output is not None and output.path is not None \
+            and not await ctx_of(request).executors.run_io(os.path.exists, output.path):
+        output = None  # the file is gone (e.g. removed behind our back): no such output
     if output is None:
         raise OrthancError(ErrorCode.InexistentItem, f"Job has no such output: {key}")
     headers = {"Content-Type": output.content_type}

@@ -75,14 +75,20 @@ def _check_in_place(ctx: ServerContext, run: ModificationRun) -> None:
                                "to true in order to replace the modified resources")
 
 
-@routes.post(f"/{LEVELS3}/{ID}/modify")
-async def modify_resource(request: web.Request) -> web.Response:
-    """Modify a patient, study or series: the modified instances are stored as a new resource (a job)."""
+async def _existing_resource(request: web.Request) -> tuple[ServerContext, ResourceLevel, str]:
+    """The context, level and ID of the resource in the URL; 404 before the body is read when it is unknown."""
     ctx = ctx_of(request)
     level = ResourceLevel.parse(request.match_info["level"])
     public_id = request.match_info["id"]
     if await ctx.index.find_internal(public_id, level) is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    return ctx, level, public_id
+
+
+@routes.post(f"/{LEVELS3}/{ID}/modify")
+async def modify_resource(request: web.Request) -> web.Response:
+    """Modify a patient, study or series: the modified instances are stored as a new resource (a job)."""
+    ctx, level, public_id = await _existing_resource(request)
     body = await _body(request)
     modification = modify_service.parse_modify_request(body, level, modify_service.default_private_creator(ctx))
     await modify_service.check_study_patient_tags(ctx, public_id, modification)
@@ -92,11 +98,7 @@ async def modify_resource(request: web.Request) -> web.Response:
 @routes.post(f"/{LEVELS3}/{ID}/anonymize")
 async def anonymize_resource(request: web.Request) -> web.Response:
     """Anonymize a patient, study or series into a new resource (a job)."""
-    ctx = ctx_of(request)
-    level = ResourceLevel.parse(request.match_info["level"])
-    public_id = request.match_info["id"]
-    if await ctx.index.find_internal(public_id, level) is None:
-        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    ctx, level, public_id = await _existing_resource(request)
     body = await _body(request)
     modification = await modify_service.build_anonymization(ctx, body)
     return await _run(request, body, modification, True, [public_id], level)

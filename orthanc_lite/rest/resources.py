@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ..app_keys import USERNAME
-from ..dicom.dicomweb_json import file_to_dicomweb
+from ..dicom.dicomweb_encode import file_to_dicomweb
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin, ResourceLevel, StoreResult
 from ..services import delete as delete_service

@@ -63,12 +63,21 @@ async def plan_archive(ctx: ServerContext, resources: list[str], media: bool, ex
     """What goes in the archive and under which names (UTF-8 names: `utf8`, else ZipUseUtf8); 404 if a
     resource does not exist."""
     content = await ctx.index.archive_content(list(dict.fromkeys(resources)))
-    if content.missing:
-        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {content.missing[0]}")
+    _require_none_missing(content.missing)
     # Naming and sorting take a while for 100,000 instances: off the loop.
     utf8 = bool(ctx.settings.ZipUseUtf8) if utf8 is None else utf8
     entries = await ctx.executors.run_cpu(_entries, content, media, utf8)
     return ArchivePlan(entries, media, extended, transcode, lossy_quality)
+
+
+async def require_resources(ctx: ServerContext, resources: list[str]) -> None:
+    """The 404 of plan_archive() without the plan (HEAD on an archive route)."""
+    _require_none_missing(await ctx.index.missing_resources(list(dict.fromkeys(resources))))
+
+
+def _require_none_missing(missing: list[str]) -> None:
+    if missing:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {missing[0]}")
 
 
 def _entries(content: ArchiveContent, media: bool, utf8: bool) -> list[ArchiveEntry]:

@@ -23,7 +23,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 
 from .. import ids
-from ..dicom.modification import (Modification, parse_anonymization_request, parse_modify_request)
+from ..dicom.modification import Modification
+from ..dicom.modification_request import parse_anonymization_request, parse_modify_request
 from ..dicom.parse import ParsedInstance, parse_instance, summarize
 from ..dicom.values import read_dataset, tag_string
 from ..errors import ErrorCode, OrthancError
@@ -178,19 +179,25 @@ def lossy_quality(body: dict[str, Any]) -> int:
 def transcode_or_keep(data: bytes, target: str, sop_uid: str, quality: int = 90) -> bytes | None:
     """The file in `target`, its SOPInstanceUID kept (a lossy transcoder makes a new one; Orthanc puts the
     modified one back so that references inside the hierarchy hold); None if it cannot be transcoded."""
+    output = _transcoded(data, target, quality)
+    if output is None:
+        return None
+    if (tag_string(read_dataset(output, stop_before_pixels=True), 0x00080018) or "") == sop_uid:
+        return output
+    ds = read_dataset(output)
+    ds.SOPInstanceUID = sop_uid
+    return write_dataset(ds)
+
+
+def _transcoded(data: bytes, target: str, quality: int) -> bytes | None:
     convert = transcoder()
     if convert is None:
         return None
     try:
-        output = convert(data, target, quality)
+        return convert(data, target, quality)
     except (OrthancError, ValueError, NotImplementedError, RuntimeError) as exc:
         logger.warning("Cannot transcode to %s: %s", target, exc)
         return None
-    ds = read_dataset(output)
-    if (tag_string(ds, 0x00080018) or "") == sop_uid:
-        return output
-    ds.SOPInstanceUID = sop_uid
-    return write_dataset(ds)
 
 
 def hashes_of(ds: Dataset) -> tuple[str, str, str, str]:
@@ -316,13 +323,20 @@ class ModificationRun:
         data, original, parsed = modified_file_sync(ctx, attachment, self.modification, self._lock)
         assert parsed is not None
         if self.transcode is not None and parsed.transfer_syntax != self.transcode:
-            transcoded = transcode_or_keep(data, self.transcode, parsed.sop_uid, self.lossy_quality)
+            transcoded = _transcoded(data, self.transcode, self.lossy_quality)
             if transcoded is None:
                 logger.warning("Cannot transcode instance, keeping original transfer syntax: %s", original[3])
             else:
-                data = transcoded
+                # Parsed once: up to the pixels when the SOPInstanceUID is kept (lossless), whole when a lossy
+                # transcoder made a new one and the modified one must be put back (as transcode_or_keep).
+                sop_uid = parsed.sop_uid
                 with ctx.executors.cpu_turn:
-                    parsed = parse_instance(data, ctx.default_encoding)
+                    data, parsed = transcoded, parse_instance(transcoded, ctx.default_encoding)
+                if parsed.sop_uid != sop_uid:
+                    ds = read_dataset(data, ctx.default_encoding)
+                    ds.SOPInstanceUID = sop_uid
+                    data, offset, pixel_vr = write_dataset_with_offset(ds)
+                    parsed = summarize(ds, offset, pixel_vr)
         new = (parsed.patient_public_id, parsed.study_public_id, parsed.series_public_id, parsed.instance_public_id)
         mtype = int(MetadataType.AnonymizedFrom if self.is_anonymization else MetadataType.ModifiedFrom)
         extra = [(int(ResourceLevel.INSTANCE), mtype, original[3])] if self.kind == "modify" else []
@@ -433,9 +447,8 @@ async def modified_instance_file(ctx: ServerContext, public_id: str, modificatio
         raise OrthancError(ErrorCode.InexistentFile)
     data, _original, _new = await ctx.executors.run_io(modified_file_sync, ctx, attachment, modification, None, False)
     if transcode is not None:
-        current = await ctx.executors.run_cpu(_transfer_syntax_of, data)
+        current, sop_uid = await ctx.executors.run_cpu(_syntax_and_sop_uid, data)
         if current != transcode:
-            sop_uid = await ctx.executors.run_cpu(_sop_uid_of, data)
             transcoded = await ctx.executors.run_cpu(transcode_or_keep, data, transcode, sop_uid, quality)
             if transcoded is None:
                 raise OrthancError(ErrorCode.InternalError, f"Cannot transcode to transfer syntax: {transcode}")
@@ -443,13 +456,10 @@ async def modified_instance_file(ctx: ServerContext, public_id: str, modificatio
     return data
 
 
-def _sop_uid_of(data: bytes) -> str:
-    return tag_string(read_dataset(data, stop_before_pixels=True), 0x00080018) or ""
-
-
-def _transfer_syntax_of(data: bytes) -> str:
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[0x00080016])
-    return str(ds.file_meta.get("TransferSyntaxUID", ""))
+def _syntax_and_sop_uid(data: bytes) -> tuple[str, str]:
+    """The transfer syntax (meta header) and SOPInstanceUID of a file, read up to its pixel data."""
+    ds = read_dataset(data, stop_before_pixels=True)
+    return str(ds.file_meta.get("TransferSyntaxUID", "")), tag_string(ds, 0x00080018) or ""
 
 
 _PATIENT_MAIN_TAGS: Final = (0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101000)

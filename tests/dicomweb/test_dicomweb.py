@@ -660,3 +660,20 @@ async def test_case_insensitive_qido_and_extrapolate_mode(settings: Settings) ->
             assert all(i["00280010"] == {"vr": "US", "Value": [4]} for i in items)  # extrapolated from the files
             assert all(i["00180050"] == {"vr": "DS", "Value": [1.5]} for i in items)
             assert all("7FE00010" not in i for i in items)  # main tags only, no bulk data
+
+
+async def test_metadata_and_file_dicom_json_share_one_encoder(http: aiohttp.ClientSession) -> None:
+    """WADO-RS metadata and GET /instances/{id}/file as DICOM JSON agree outside binary values; every AT value
+    is written "GGGGEEEE" (Orthanc's FormatTag), not only the first one."""
+    file = testdata("TransferSyntaxes", "1.2.840.10008.1.2.4.80.dcm")
+    up = await upload(http, file)
+    ds = read(file.read_bytes())
+    path = f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    [meta] = await get_json(http, path + "/metadata")
+    async with http.get(f"/instances/{up['ID']}/file", headers={"Accept": "application/dicom+json"}) as resp:
+        assert resp.status == 200
+        whole = await resp.json(content_type=None)
+    assert meta["00280009"] == whole["00280009"] == {"vr": "AT", "Value": ["00540010", "00540020"]}
+    binary = {k for k, v in meta.items() if "BulkDataURI" in v}
+    assert binary and {k: v for k, v in meta.items() if k not in binary} == \
+        {k: v for k, v in whole.items() if k not in binary}

@@ -58,7 +58,8 @@ async def test_dicomweb_client_store_search_retrieve(server: orthanc_lite.Server
 # --- compared with real Orthanc 1.10.1 + DICOMweb plugin ------------------------------------------------------
 
 COMPARED = ["Series/Lena-1.dcm", "Series/Lena-2.dcm", "PrivateTags.dcm", "Issue146.dcm", "SignedCT.dcm",
-            "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm", "TransferSyntaxes/1.2.840.10008.1.2.2.dcm"]
+            "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm", "TransferSyntaxes/1.2.840.10008.1.2.2.dcm",
+            "TransferSyntaxes/1.2.840.10008.1.2.4.80.dcm", "DicomSeg.dcm"]  # the last two: AT values
 
 
 def _orthanc_get(url: str, **kw: Any) -> Any:

@@ -255,6 +255,20 @@ async def test_head_builds_nothing(server, http: aiohttp.ClientSession) -> None:
     assert not server.context.extra.get(STREAMS_KEY)
 
 
+async def test_head_on_the_batch_routes_checks_resources_and_options(http: aiohttp.ClientSession) -> None:
+    """HEAD answers the headers of the GET, and its errors: unknown resource (404), bad options (400)."""
+    answer = await _post_bytes(http, make_instance())
+    route = f"/tools/create-media?resources={answer['ParentStudy']},{answer['ID']}&filename=a.zip"
+    async with http.head(route) as resp:
+        assert resp.status == 200 and resp.headers["Content-Disposition"] == 'filename="a.zip"'
+    async with http.head(f"/tools/create-archive?resources={answer['ID']},0000") as resp:
+        assert resp.status == 404
+    async with http.head(f"/series/{answer['ParentSeries']}/archive?transcode=1.2.3") as resp:
+        assert resp.status == 400
+    async with http.head(f"/series/{answer['ParentSeries']}/media?lossy-quality=0") as resp:
+        assert resp.status == 400
+
+
 async def test_utf8_body_field(http: aiohttp.ClientSession) -> None:
     """"Utf8" in a POST body overrides ZipUseUtf8 for that archive."""
     answer = await _post_bytes(http, make_instance("Ü2", "Jürgen", AccessionNumber="", StudyDescription="",

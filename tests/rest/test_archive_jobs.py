@@ -52,6 +52,17 @@ async def test_async_archive_job(server: orthanc_lite.Server, http: aiohttp.Clie
         assert sorted(zipfile.ZipFile(io.BytesIO(await resp.read())).namelist()) == async_names
 
 
+async def test_archive_whose_file_is_gone_is_no_output(server: orthanc_lite.Server,
+                                                       http: aiohttp.ClientSession) -> None:
+    """The ZIP of a finished job removed behind the server's back: Orthanc's 404 error, not a crash."""
+    job = await _job(http, server, f"/studies/{await _study(http, 1)}/archive", {"Asynchronous": True})
+    incoming = server.context.storage.incoming_dir()
+    [name] = [n for n in os.listdir(incoming) if n.endswith(".zip")]
+    os.unlink(os.path.join(incoming, name))
+    async with http.get(f"/jobs/{job['ID']}/archive") as resp:
+        assert resp.status == 404 and (await resp.json())["OrthancError"] == "Accessing an inexistent item"
+
+
 async def test_async_media_and_create_tools(server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
     study = await _study(http, 2)
     job = await _job(http, server, "/tools/create-media-extended", {"Resources": [study], "Synchronous": False})

@@ -246,3 +246,26 @@ async def test_changes_logged_by_a_modification(http: aiohttp.ClientSession) -> 
     changes = (await _get(http, f"/changes?since={last}"))["Changes"]
     kinds = [(c["ChangeType"], c["ResourceType"]) for c in changes if not c["ChangeType"].startswith("Stable")]
     assert kinds == [("NewInstance", "Instance"), ("NewSeries", "Series"), ("NewStudy", "Study")]
+
+
+async def test_lossy_transcode_keeps_the_modified_sop_instance_uid(http: aiohttp.ClientSession) -> None:
+    """A lossy `Transcode` (JPEG baseline) makes a new SOPInstanceUID; the modified one is put back, by the job and
+    by the single-instance route, and the stored copy's metadata describe the file as written."""
+    from orthanc_lite.dicom.parse import parse_instance
+    stored = await upload(http, testdata("TransferSyntaxes", "1.2.840.10008.1.2.1.dcm"))
+    original_sop = (await _get(http, f"/instances/{stored['ID']}"))["MainDicomTags"]["SOPInstanceUID"]
+    body = {"Replace": {"StudyDescription": "lossy"}, "Keep": ["SOPInstanceUID"], "Force": True,
+            "Transcode": "1.2.840.10008.1.2.4.50", "LossyQuality": 80}
+    answer = await _post(http, f"/studies/{stored['ParentStudy']}/modify", body)
+    [instance] = await _get(http, f"/studies/{answer['ID']}/instances")
+    async with http.get(f"/instances/{instance['ID']}/file") as resp:
+        parsed = await asyncio.to_thread(parse_instance, await resp.read())
+    assert parsed.transfer_syntax == "1.2.840.10008.1.2.4.50" and parsed.sop_uid == original_sop
+    assert parsed.instance_public_id == instance["ID"] and instance["MainDicomTags"]["SOPInstanceUID"] == original_sop
+    meta = await _get(http, f"/instances/{instance['ID']}/metadata?expand")
+    assert meta["TransferSyntax"] == parsed.transfer_syntax
+    assert meta.get("PixelDataOffset") == str(parsed.pixel_data_offset)
+    async with http.post(f"/instances/{stored['ID']}/modify", json=body) as resp:
+        assert resp.status == 200
+        single = await asyncio.to_thread(parse_instance, await resp.read())
+    assert single.transfer_syntax == "1.2.840.10008.1.2.4.50" and single.sop_uid == original_sop
