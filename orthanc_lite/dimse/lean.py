@@ -70,7 +70,7 @@ StoreFn = Callable[[Any, LeanRequest], int]  # (association, request) -> DIMSE s
 AllowFn = Callable[[Any], bool]  # may this association store?
 
 
-def decode_command(raw: bytes | memoryview) -> dict[int, bytes] | None:
+def decode_command(raw: bytes | bytearray | memoryview) -> dict[int, bytes] | None:
     """Element -> value of a command set (group 0000, Implicit VR Little Endian); None if it is not well formed."""
     out: dict[int, bytes] = {}
     end = len(raw)
@@ -101,7 +101,7 @@ def _us(value: bytes | None) -> int | None:
     return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else None
 
 
-def split_pdvs(body: bytes | memoryview) -> list[tuple[int, int, memoryview]] | None:
+def split_pdvs(body: bytes | bytearray | memoryview) -> list[tuple[int, int, memoryview]] | None:
     """(context ID, message control header, fragment) of each PDV of a P-DATA-TF body (after the 6 byte header);
     None when the items do not tile the body exactly (pynetdicom then rejects the PDU as before)."""
     view = memoryview(body)
