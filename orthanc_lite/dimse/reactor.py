@@ -10,12 +10,15 @@ Only pynetdicom 3.0.x is patched; on another version `install()` logs and leaves
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import select
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any, Final
 
 import pynetdicom
@@ -37,6 +40,8 @@ REACTOR_WAIT: Final = 0.001
 # The same for an association of our SCP (dimse/lean.py enabled): every primitive its DUL hands up (release, abort)
 # and the DUL's end also wake it, so the wait only bounds how late it sees a timer expiry or a kill.
 NOTIFIED_REACTOR_WAIT: Final = 0.05
+# How often a parked DUL thread checks its kill flag, and a lender waiting for the park its thread.
+PARK_POLL: Final = 0.05
 
 _installed = False
 _lock = threading.Lock()
@@ -134,6 +139,7 @@ _original_dul_init = DULServiceProvider.__init__
 
 def _dul_init(self: DULServiceProvider, assoc: Association) -> None:
     _original_dul_init(self, assoc)
+    self._ol_lend = None  # type: ignore[attr-defined]  # a SocketLend asking the thread to park (lend_socket)
     waker = _Waker()
     self._ol_waker = waker  # type: ignore[attr-defined]
     # No other thread knows this DUL yet: swapping the queues here is race-free.
@@ -196,6 +202,10 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 event = self.event_queue.get(block=False)
             except queue.Empty:
                 sleep = True
+                lend = self._ol_lend  # type: ignore[attr-defined]
+                if lend is not None and self.to_provider_queue.empty():
+                    lend.park(self)  # idle: nothing half-sent or half-read; the socket is the lender's
+                    sleep = False
                 continue
 
             try:
@@ -354,6 +364,69 @@ def _next_message(self: Association) -> tuple[Any, Any]:
             idle.clear()
         messages.not_full.notify()
         return item  # type: ignore[no-any-return]
+
+
+class SocketLend:
+    """The DUL thread's socket, lent to another thread (`lend_socket`): the DUL thread parks, idle, until the
+    lender gives the socket back. `cancel()` (any thread) flags it and shuts the socket's read side down, so
+    that a pending receive ends at once (a sender polls the flag); the socket stays writable for the A-ABORT
+    that the DUL thread sends once it has it back."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+        self.cancelled = False
+        self._parked = threading.Event()
+        self._resume = threading.Event()
+
+    def park(self, dul: DULServiceProvider) -> None:
+        """Run by the DUL thread: wait until the socket is given back (or the thread is killed)."""
+        self._parked.set()
+        while not self._resume.wait(PARK_POLL):
+            if dul._kill_thread:
+                return
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        try:
+            self.socket.shutdown(socket.SHUT_RD)
+        except OSError:  # already closed
+            pass
+
+
+@contextlib.contextmanager
+def lend_socket(assoc: Association, timeout: float | None) -> Iterator[SocketLend | None]:
+    """The association's plain TCP socket for the calling thread while the DUL thread is parked; None when
+    it cannot be lent (no event-driven reactor, TLS, the DUL thread gone, or not parked within `timeout`).
+    The socket is handed back blocking, as pynetdicom uses it, and the network idle timer restarted."""
+    dul = assoc.dul
+    wrapper = dul.socket
+    sock = wrapper.socket if wrapper is not None else None
+    if (not hasattr(dul, "_ol_lend") or sock is None or isinstance(sock, ssl.SSLSocket)
+            or not dul.is_alive() or not assoc.is_established):
+        yield None
+        return
+    lend = SocketLend(sock)
+    dul._ol_lend = lend  # type: ignore[attr-defined]
+    dul._ol_waker.wake()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + (timeout or 60.0)
+    while not lend._parked.wait(PARK_POLL):
+        if not dul.is_alive() or time.monotonic() > deadline:
+            dul._ol_lend = None  # type: ignore[attr-defined]
+            lend._resume.set()  # in case it parks right now
+            yield None
+            return
+    saved_timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        yield lend
+    finally:
+        try:
+            sock.settimeout(saved_timeout)
+        except OSError:
+            pass
+        dul._ol_lend = None  # type: ignore[attr-defined]
+        dul._idle_timer.restart()
+        lend._resume.set()
 
 
 def install() -> bool:

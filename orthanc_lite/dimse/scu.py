@@ -5,12 +5,10 @@ never shared between threads (pydicom/pynetdicom#137).
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
@@ -21,7 +19,6 @@ from . import policy, status
 from .sockets import set_nodelay
 
 if TYPE_CHECKING:
-    from ..storage.filesystem import FilesystemStorage
     from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
@@ -34,9 +31,9 @@ def _nodelay_handlers() -> Any:
 
 
 def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
-    """Orthanc's proposal for a set of instances: per SOP class, its original transfer syntaxes plus
-    Explicit and Implicit Little Endian (compressed syntaxes in their own context, so that a peer refusing
-    them still accepts the uncompressed one)."""
+    """Orthanc's proposal for a set of instances (DicomStoreUserConnection::ProposeStorageClass): per SOP class,
+    each of its stored transfer syntaxes in a context of its own (a peer that accepts one takes the file as it
+    is), then Explicit Little Endian (the preferred one) and Implicit Little Endian, each alone, when not stored."""
     by_class: dict[str, dict[str, None]] = {}
     for sop_class, ts in pairs:
         if sop_class:
@@ -45,10 +42,11 @@ def storage_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationConte
                 by_class[sop_class][ts] = None
     contexts: list[PresentationContext] = []
     for sop_class, syntaxes in by_class.items():
-        compressed = [ts for ts in syntaxes if ts not in policy.UNCOMPRESSED]
-        for ts in compressed:
+        for ts in syntaxes:
             contexts.append(policy.context(sop_class, [ts]))
-        contexts.append(policy.context(sop_class, [policy.EXPLICIT_LE, policy.IMPLICIT_LE]))
+        for ts in (policy.EXPLICIT_LE, policy.IMPLICIT_LE):
+            if ts not in syntaxes:
+                contexts.append(policy.context(sop_class, [ts]))
     if len(contexts) > MAX_CONTEXTS:
         logger.warning("Too many SOP classes to propose (%d contexts): keeping %d", len(contexts), MAX_CONTEXTS)
         contexts = contexts[:MAX_CONTEXTS]
@@ -97,7 +95,7 @@ def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
             dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             return
         try:
-            dataset.decompress()
+            dataset.decompress(generate_instance_uid=False)  # lossless: the instance stays the same, as Orthanc's
         except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
             logger.warning("Cannot transcode %s from %s for the peer: %s", dataset.get("SOPInstanceUID"), ts, exc)
 
@@ -111,41 +109,6 @@ def _associate(local_aet: str, modality: Modality, contexts: list[PresentationCo
     ae.connection_timeout = timeout or None
     return ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
                         max_pdu=max_pdu, ext_neg=ext_neg, evt_handlers=_nodelay_handlers())
-
-
-def store_instances(local_aet: str, modality: Modality, instances: Sequence[InstanceToSend], storage: FilesystemStorage,
-                    timeout: float | None, max_pdu: int, originator_aet: str | None = None,
-                    originator_id: int | None = None) -> tuple[int, int]:
-    """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
-    if not instances:
-        return 0, 0
-    assoc = _associate(local_aet, modality, storage_contexts((i.sop_class, i.transfer_syntax) for i in instances),
-                       timeout, max_pdu)
-    if not assoc.is_established:
-        logger.error("C-MOVE job: cannot associate with %s (%s:%s)", modality.AET, modality.Host, modality.Port)
-        return 0, len(instances)
-    completed = failed = 0
-    try:
-        for instance in instances:
-            try:
-                dataset = pydicom.dcmread(io.BytesIO(instance.read_sync(storage)), force=True)
-                adapt_to_contexts(dataset, assoc, as_requestor=True)
-                rsp = assoc.send_c_store(dataset, originator_aet=originator_aet, originator_id=originator_id)
-                ok = rsp is not None and "Status" in rsp and int(rsp.Status) in (0x0000, 0xB000, 0xB007, 0xB006)
-            except Exception as exc:  # noqa: BLE001 - one failed sub-operation does not stop the job (logged)
-                logger.error("C-MOVE job: cannot send instance %s: %s", instance.public_id, exc)
-                ok = False
-            if ok:
-                completed += 1
-            else:
-                failed += 1
-            if not assoc.is_established:
-                failed += len(instances) - completed - failed
-                break
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    return completed, failed
 
 
 def send_commitment_report(local_aet: str, modality: Modality, transaction_uid: str,

@@ -24,7 +24,7 @@ from ..dicom.matching import SOP_CLASS_UID, IndexQuery, MatchKind, TagConstraint
 from ..errors import ErrorCode, OrthancError
 from ..model import ResourceLevel
 from ..services.find import FindCursor, FindRequest
-from . import fastpath, policy, reactor, scu, status
+from . import fastpath, policy, reactor, scu, status, store_scu
 from .bridge import Bridge
 from .handlers import Handlers
 from .policy import Snapshot
@@ -152,9 +152,10 @@ class DicomServer:
         ctx = self.ctx
 
         async def job() -> None:
+            endpoint = store_scu.Endpoint(self._local_aet(modality), modality, self._scu_timeout(modality),
+                                          int(ctx.settings.MaximumPduLength))
             completed, failed = await ctx.executors.run_dimse(
-                scu.store_instances, self._local_aet(modality), modality, instances, ctx.storage,
-                self._scu_timeout(modality), int(ctx.settings.MaximumPduLength), originator_aet, originator_id)
+                store_scu.store_instances, endpoint, instances, ctx.storage, originator_aet, originator_id)
             logger.warning("C-MOVE job to %s finished: %d sent, %d failed", modality.AET, completed, failed)
 
         ctx.track(job())

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pydicom
 from pynetdicom import AE, evt
@@ -21,9 +22,13 @@ from pynetdicom.association import Association
 
 from ..config import Modality
 from ..errors import ErrorCode, OrthancError
-from . import policy
+from . import policy, reactor, store_fast
 from .scu import adapt_to_contexts, storage_contexts
 from .sockets import set_nodelay
+
+if TYPE_CHECKING:
+    from ..storage.filesystem import FilesystemStorage
+    from .query import InstanceToSend
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ def open_store(endpoint: Endpoint, pairs: Iterable[tuple[str, str]], holder: dic
 
 
 def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: str | None = None,
-          originator_id: int | None = None) -> tuple[str, str]:
+          originator_id: int | None = None, message_id: int = 1) -> tuple[str, str]:
     """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). Decompressed when the peer only took an
     uncompressed syntax. Raises NetworkProtocol on a failure status, a lost association or no context."""
     try:
@@ -109,7 +114,8 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
         raise _fail(endpoint, "C-STORE", "The association is not open anymore")
     adapt_to_contexts(dataset, assoc, as_requestor=True)
     try:
-        rsp = assoc.send_c_store(dataset, originator_aet=originator_aet or None, originator_id=originator_id)
+        rsp = assoc.send_c_store(dataset, msg_id=message_id, priority=store_fast.PRIORITY_MEDIUM,
+                                 originator_aet=originator_aet or None, originator_id=originator_id)
     except ValueError as exc:  # no accepted presentation context fits
         raise OrthancError(ErrorCode.NetworkProtocol,
                            f'C-STORE SCU to AET "{endpoint.remote_aet}": the remote modality accepts no presentation '
@@ -125,6 +131,91 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
     return sop_class, sop_instance
 
 
+class StoreSender:
+    """The C-STOREs of one association from one dimse thread, as a context manager: a file whose transfer syntax
+    is the one accepted for its SOP class goes out as it is on the lent socket (store_fast); any other through
+    `store()`. On exit the socket goes back to pynetdicom (release, abort)."""
+
+    def __init__(self, assoc: Association, endpoint: Endpoint, originator_aet: str | None = None,
+                 originator_id: int | None = None) -> None:
+        self.assoc = assoc
+        self.endpoint = endpoint
+        self.originator_aet = originator_aet or None
+        self.originator_id = originator_id
+        self.fast_count = 0  # C-STOREs that took the lean path (tests check it)
+        self._lending: Any = None  # the lend_socket context manager while the socket is ours
+        self._storer: store_fast.FastStorer | None = None
+        self._can_lend = True
+        self._message_id = 0
+
+    def __enter__(self) -> StoreSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._give_back()
+
+    def store(self, data: bytes, sop_class: str = "", sop_instance: str = "") -> tuple[str, str]:
+        """C-STORE one DICOM file; (SOPClassUID, SOPInstanceUID). The UIDs of its data set, when the index knows
+        them, win over its File Meta's. Raises as `store()`."""
+        meta = store_fast.scan_file_meta(data)
+        if meta is not None:
+            sop_class, sop_instance = sop_class or meta.sop_class, sop_instance or meta.sop_instance
+        context_id = (store_fast.exact_context(self.assoc, sop_class, meta.transfer_syntax)
+                      if meta is not None and self.assoc.is_established else None)
+        storer = self._borrow() if context_id is not None else None
+        self._message_id = self._message_id % 0xFFFF + 1  # one per request on the association, as DCMTK's
+        if meta is None or context_id is None or storer is None:
+            self._give_back()
+            return store(self.assoc, self.endpoint, data, self.originator_aet, self.originator_id, self._message_id)
+        command = store_fast.store_request_command(sop_class, sop_instance, self._message_id,
+                                                   originator_aet=self.originator_aet,
+                                                   originator_id=self.originator_id)
+        try:
+            status = storer.store(context_id, command, memoryview(data)[meta.dataset_offset:], self._message_id)
+        except store_fast.PeerFailure as exc:
+            self._drop(storer)
+            raise _fail(self.endpoint, "C-STORE", str(exc)) from None
+        self.fast_count += 1
+        if status not in STORE_SUCCESS:
+            raise OrthancError(ErrorCode.NetworkProtocol,
+                               f'C-STORE SCU to AET "{self.endpoint.remote_aet}" has failed with DIMSE status '
+                               f"0x{status:04X}")
+        return sop_class, sop_instance
+
+    def _borrow(self) -> store_fast.FastStorer | None:
+        if self._storer is not None or not self._can_lend:
+            return self._storer
+        lending = reactor.lend_socket(self.assoc, self.endpoint.timeout)
+        lend = lending.__enter__()
+        if lend is None:
+            lending.__exit__(None, None, None)
+            self._can_lend = False
+            return None
+        self._lending = lending
+        self._storer = store_fast.FastStorer(lend, int(self.assoc.acceptor.maximum_length or 0), self.endpoint.timeout)
+        return self._storer
+
+    def _give_back(self) -> None:
+        lending, self._lending, self._storer = self._lending, None, None
+        if lending is not None:
+            lending.__exit__(None, None, None)
+
+    def _drop(self, storer: store_fast.FastStorer) -> None:
+        """The lean path failed mid-exchange: the association is unusable. Abort it (the A-ABORT goes out only
+        if no request was cut in the middle; else the connection is just closed)."""
+        if storer.mid_message or storer.has_unread:
+            storer.lend.cancel()
+            try:
+                storer.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._give_back()
+        self._can_lend = False
+        abort(self.assoc)
+        self.assoc.is_established = False
+        self.assoc.is_aborted = True
+
+
 def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
     """store-straight: one file over its own association."""
     try:
@@ -134,9 +225,38 @@ def store_once(endpoint: Endpoint, data: bytes) -> tuple[str, str]:
         raise OrthancError(ErrorCode.BadFileFormat, f"Cannot parse the DICOM file to send: {exc}") from None
     assoc = open_store(endpoint, [pair])
     try:
-        return store(assoc, endpoint, data)
+        with StoreSender(assoc, endpoint) as sender:
+            return sender.store(data)
     finally:
         release(assoc)
+
+
+def store_instances(endpoint: Endpoint, instances: Sequence[InstanceToSend], storage: FilesystemStorage,
+                    originator_aet: str | None = None, originator_id: int | None = None) -> tuple[int, int]:
+    """C-STORE every instance over one association (the asynchronous C-MOVE job); (completed, failed)."""
+    if not instances:
+        return 0, 0
+    try:
+        assoc = open_store(endpoint, [(i.sop_class, i.transfer_syntax) for i in instances])
+    except OrthancError as exc:
+        logger.error("C-MOVE job: cannot associate with %s: %s", endpoint.remote_aet, exc.details)
+        return 0, len(instances)
+    completed = failed = 0
+    try:
+        with StoreSender(assoc, endpoint, originator_aet, originator_id) as sender:
+            for instance in instances:
+                try:
+                    sender.store(instance.read_sync(storage), instance.sop_class)
+                    completed += 1
+                except Exception as exc:  # noqa: BLE001 - one failed sub-operation does not stop the job (logged)
+                    logger.error("C-MOVE job: cannot send instance %s: %s", instance.public_id, exc)
+                    failed += 1
+                if not assoc.is_established:
+                    failed += len(instances) - completed - failed
+                    break
+    finally:
+        release(assoc)
+    return completed, failed
 
 
 def release(assoc: Association) -> None:
@@ -152,6 +272,9 @@ def release(assoc: Association) -> None:
 def abort(assoc: Association, waiting: threading.Event | None = None) -> None:
     """A-ABORT without waiting: safe from the loop thread. `waiting` is set while a thread waits in a DIMSE call
     on this association: it is woken up (see _wake)."""
+    lend = getattr(getattr(assoc, "dul", None), "_ol_lend", None)
+    if lend is not None:  # a StoreSender has the socket: wake it (the A-ABORT goes out when it gives it back)
+        lend.cancel()
     try:
         assoc.abort(block=False)  # no-op once released or aborted; also valid while negotiating
     except Exception:  # noqa: BLE001 - already gone

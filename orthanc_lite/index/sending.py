@@ -14,7 +14,8 @@ _INSTANCES = (
     "SELECT r.public_id, a.uuid, a.file_type, a.uncompressed_size, a.compressed_size, a.uncompressed_md5,"
     " a.compressed_md5, a.compression_type, a.revision,"
     f" (SELECT value FROM metadata m WHERE m.id=r.internal_id AND m.type={int(MetadataType.SopClassUid)}),"
-    f" (SELECT value FROM metadata m WHERE m.id=r.internal_id AND m.type={int(MetadataType.TransferSyntax)}) "
+    f" (SELECT value FROM metadata m WHERE m.id=r.internal_id AND m.type={int(MetadataType.TransferSyntax)}),"
+    " (SELECT value FROM main_dicom_tags t WHERE t.id=r.internal_id AND t.tag=0x00080018) "
     "FROM sub JOIN resources r ON r.internal_id=sub.id "
     "JOIN attachments a ON a.id=r.internal_id AND a.file_type=1 WHERE sub.lvl=3 ORDER BY r.internal_id"
 )
@@ -32,6 +33,7 @@ class OutgoingInstance:
     attachment: AttachmentInfo
     sop_class: str
     transfer_syntax: str
+    sop_instance: str = ""  # the data set's SOPInstanceUID (its File Meta may say otherwise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class ExportedResource:
 
 def _instances_under(conn: sqlite3.Connection, internal_id: int) -> list[OutgoingInstance]:
     return [OutgoingInstance(r[0], AttachmentInfo(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]), r[9] or "",
-                             r[10] or "") for r in conn.execute(_INSTANCES, (internal_id,))]
+                             r[10] or "", r[11] or "") for r in conn.execute(_INSTANCES, (internal_id,))]
 
 
 def resolve(conn: sqlite3.Connection, public_ids: list[str]) -> tuple[list[ExportedResource], list[OutgoingInstance],

@@ -16,6 +16,7 @@ import os
 import uuid
 from typing import Any, Awaitable, BinaryIO, TypeVar
 
+from ..errors import ErrorCode, OrthancError
 from ..services import archive as archive_service
 from ..services.context import ServerContext
 from ..storage.base import unlink_quietly
@@ -133,4 +134,31 @@ class ArchiveJob(_ArchiveJobBase):
 
 @register_job
 class MediaJob(_ArchiveJobBase):
+    job_type = "Media"
+
+
+class SynchronousArchiveJob(Job):
+    """A synchronous archive as Orthanc (>= 1.9.4) shows it in /jobs: registered with JobEngine.track() while
+    the HTTP request produces and sends the ZIP itself; only its Content and progress live here."""
+
+    job_type = "Archive"
+
+    def __init__(self, plan: archive_service.ArchivePlan, producer: archive_service.ArchiveProducer) -> None:
+        self.plan = plan
+        self.producer = producer
+
+    async def step(self, ctx: ServerContext) -> StepResult:
+        raise OrthancError(ErrorCode.BadSequenceOfCalls, "A synchronous archive cannot be resubmitted")
+
+    def progress(self) -> float:
+        return self.producer.progress()
+
+    def content(self) -> dict[str, Any]:
+        return archive_service.public_content(self.plan, self.producer)
+
+    def reset(self) -> None:
+        """Nothing to forget: the HTTP request that produced the archive is over."""
+
+
+class SynchronousMediaJob(SynchronousArchiveJob):
     job_type = "Media"

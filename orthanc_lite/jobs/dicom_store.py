@@ -1,11 +1,12 @@
-"""DicomModalityStore: C-STORE SCU of a set of instances to a remote modality, one instance per step over
-one association (Orthanc's DicomModalityStoreJob)."""
+"""DicomModalityStore: C-STORE SCU of a set of instances to a remote modality over one association, a batch of
+instances per step (Orthanc's DicomModalityStoreJob)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..config import Modality
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from ..services.context import ServerContext
 
 logger = logging.getLogger(__name__)
+
+# One job step sends instances for up to this long (then the engine sees progress, pauses and cancels), and at
+# most this many (each one's file is read inside the step).
+STEP_BUDGET_S = 0.1
+STEP_MAX_INSTANCES = 500
 
 
 def scu_timeout(ctx: ServerContext, modality: Modality, requested: int | None = None) -> int:
@@ -63,6 +69,7 @@ class DicomModalityStoreJob(Job):
         self._holder: dict[str, Any] = {}
         self._endpoint: store_scu.Endpoint | None = None
         self._in_dimse = threading.Event()  # set while a dimse thread sends on the association
+        self._sent_in_step = 0  # instances the current step's dimse thread has sent (kept when the step is cancelled)
         self.storage_commitment = False  # chain the C-STOREs with a storage commitment request
         self.transaction_uid: str | None = None
 
@@ -84,37 +91,62 @@ class DicomModalityStoreJob(Job):
             self.position += 1
             return StepResult.CONTINUE
         try:
-            await self._send(ctx, public_id)
+            sent, error = await self._send(ctx)
         except asyncio.CancelledError:
             self._abort()  # unblocks the dimse thread at once; a resumed job opens a new association
+            self.position += self._sent_in_step  # a resumed job does not send those again
             raise
-        except OrthancError as exc:
-            if not self.permissive:
-                await self._close(ctx)
-                raise
-            logger.error("C-STORE of instance %s to %s failed (permissive job goes on): %s", public_id,
-                         self.remote, exc.details or exc)
-            self.failed.append(public_id)
-            if self._assoc is not None and not self._assoc.is_established:
-                self._assoc = None
+        except OrthancError as exc:  # the association could not be opened
+            sent, error = 0, exc
+        self.position += sent
+        if error is None:
+            return StepResult.CONTINUE
+        public_id = self.instances[self.position]
+        if not self.permissive:
+            await self._close(ctx)
+            raise error
+        logger.error("C-STORE of instance %s to %s failed (permissive job goes on): %s", public_id,
+                     self.remote, error.details or error)
+        self.failed.append(public_id)
+        if self._assoc is not None and not self._assoc.is_established:
+            self._assoc = None
         self.position += 1
         return StepResult.CONTINUE
 
-    async def _send(self, ctx: ServerContext, public_id: str) -> None:
+    async def _send(self, ctx: ServerContext) -> tuple[int, OrthancError | None]:
+        """Send the instances from `position` on, as many as fit in STEP_BUDGET_S, in one dimse hop: how many
+        were sent, and the error of the next one if it failed."""
         assert self._outgoing is not None and self._endpoint is not None
-        instance = self._outgoing[public_id]
+        self._sent_in_step = 0
         if self._assoc is None or not self._assoc.is_established:
             pairs = [(i.sop_class, i.transfer_syntax) for i in self._outgoing.values()]
             self._holder = {}
             self._assoc = await ctx.executors.run_dimse(store_scu.open_store, self._endpoint, pairs, self._holder)
-        await ctx.executors.run_dimse(self._send_sync, ctx, self._assoc, self._endpoint, instance)
+        batch: list[sending.OutgoingInstance] = []
+        for public_id in self.instances[self.position:self.position + STEP_MAX_INSTANCES]:
+            instance = self._outgoing.get(public_id)
+            if instance is None:  # a deleted one ends the batch: the next step skips it
+                break
+            batch.append(instance)
+        return await ctx.executors.run_dimse(self._send_sync, ctx, self._assoc, self._endpoint, batch)
 
     def _send_sync(self, ctx: ServerContext, assoc: Association, endpoint: store_scu.Endpoint,
-                   instance: sending.OutgoingInstance) -> None:
+                   batch: list[sending.OutgoingInstance]) -> tuple[int, OrthancError | None]:
         self._in_dimse.set()
+        sent = self._sent_in_step = 0
         try:
-            data = sending.read_instance_sync(ctx, instance)
-            store_scu.store(assoc, endpoint, data, self.originator_aet, self.originator_id)
+            deadline = time.monotonic() + STEP_BUDGET_S
+            with store_scu.StoreSender(assoc, endpoint, self.originator_aet, self.originator_id) as sender:
+                for instance in batch:
+                    try:
+                        data = sending.read_instance_sync(ctx, instance)
+                        sender.store(data, instance.sop_class, instance.sop_instance)
+                    except OrthancError as exc:
+                        return sent, exc
+                    sent = self._sent_in_step = sent + 1
+                    if time.monotonic() > deadline or not assoc.is_established:
+                        break
+            return sent, None
         finally:
             self._in_dimse.clear()
 

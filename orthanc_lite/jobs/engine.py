@@ -47,6 +47,9 @@ FINISHED: Final = frozenset({JobState.Success, JobState.Failure})
 ACTIVE: Final = frozenset({JobState.Pending, JobState.Running, JobState.Retry})
 
 
+_NO_USER_DATA: Any = object()  # submit() without a "UserData" field (distinct from "UserData": null)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -78,6 +81,8 @@ class JobRecord:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     stop_request: JobState | None = None  # Paused or Failure (cancel), asked while Running
     step_task: asyncio.Task[StepResult] | None = None
+    user_data: Any = None  # the "UserData" of the submission (Orthanc >= 1.12.9), shown as such in GET /jobs/{id}
+    has_user_data: bool = False  # "UserData": null is kept too
 
     @property
     def job_type(self) -> str:
@@ -124,6 +129,8 @@ class JobRecord:
             "Progress": self.progress_percent(),
             "Content": self.content(),
         }
+        if self.has_user_data:
+            out["UserData"] = self.user_data
         if self.state is JobState.Running:
             progress = self.progress_percent() / 100
             if progress > 0.01 and runtime > 0:
@@ -193,11 +200,13 @@ class JobEngine:
             await self.flush()
 
     # --- the contract --------------------------------------------------------------------------
-    def submit(self, job: Job, priority: int = 0) -> str:
+    def submit(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> str:
         """Queue a job; returns its ID."""
         if self._closing:
             raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
         record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
+        if user_data is not _NO_USER_DATA:
+            record.user_data, record.has_user_data = user_data, True
         self._records[record.id] = record
         self._enqueue(record)
         logger.info("New %s job submitted with priority %d: %s", job.job_type, record.priority, record.id)
@@ -220,15 +229,40 @@ class JobEngine:
             await record.finished.wait()
         return record
 
-    async def run_sync(self, job: Job, priority: int = 0) -> dict[str, Any]:
+    async def run_sync(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> dict[str, Any]:
         """Submit, wait, and answer the job's Content (or raise the job's error), as SubmitAndWait."""
-        record = await self.wait(self.submit(job, priority))
+        record = await self.wait(self.submit(job, priority, user_data))
         if self.history_size == 0:
             raise OrthancError(ErrorCode.InexistentItem,
                                'Cannot retrieve the status of the job, make sure that "JobsHistorySize" is not 0')
         if record.state is JobState.Failure:
             raise OrthancError(record.error, record.error_details or None)
         return record.content()
+
+    def track(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> JobRecord:
+        """Register a job that the caller runs itself (a synchronous archive streamed by its HTTP request, as
+        Orthanc registers it): Running at once, never queued; the caller ends it with settle()."""
+        if self._closing:
+            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
+        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
+        if user_data is not _NO_USER_DATA:
+            record.user_data, record.has_user_data = user_data, True
+        record.set_state(JobState.Running)
+        self._records[record.id] = record
+        self._changed_record(record)
+        return record
+
+    async def settle(self, record: JobRecord, error: OrthancError | None = None) -> None:
+        """End a tracked job: Success, or Failure with the error (a cancel asked meanwhile wins)."""
+        if record.state is not JobState.Running:
+            return
+        if record.stop_request is not None:
+            self._fail(record, ErrorCode.CanceledJob, "")
+        elif error is not None:
+            self._fail(record, error.code, error.details or "")
+        else:
+            record.set_state(JobState.Success)
+        await self._finish(record, success=record.state is JobState.Success)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job (a running one within its current step). False if the job is unknown."""
@@ -466,7 +500,7 @@ class JobEngine:
         except Exception:  # noqa: BLE001 - a job that cannot serialize is kept in memory only
             logger.exception("Job %s: cannot serialize", record.id)
             return None
-        return orjson.dumps({
+        document: dict[str, Any] = {
             "Type": record.job_type,
             "State": record.state.value,
             "Priority": record.priority,
@@ -476,7 +510,10 @@ class JobEngine:
             "ErrorCode": record.error.code,
             "ErrorDetails": record.error_details,
             "Job": serialized,
-        }).decode()
+        }
+        if record.has_user_data:
+            document["UserData"] = record.user_data
+        return orjson.dumps(document).decode()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -500,6 +537,8 @@ class JobEngine:
                                    runtime=float(data.get("Runtime", 0.0)),
                                    error=codes.get(int(data.get("ErrorCode", 0)), ErrorCode.InternalError),
                                    error_details=str(data.get("ErrorDetails", "")))
+                if "UserData" in data:
+                    record.user_data, record.has_user_data = data["UserData"], True
             except Exception as exc:  # noqa: BLE001 - one unreadable job must not prevent the start-up
                 logger.error("Cannot reload the saved job %s: %s", job_id, exc)
                 continue

@@ -12,12 +12,14 @@ from aiohttp import web
 
 from ..dicom import transcode
 from ..errors import ErrorCode, OrthancError
-from ..jobs.archive import ArchiveJob, MediaJob
+from ..app_keys import JOBS
+from ..jobs.archive import ArchiveJob, MediaJob, SynchronousArchiveJob, SynchronousMediaJob
+from ..jobs.engine import JobRecord
 from ..services import archive as archive_service
 from ..services.context import ServerContext
 from ..storage.base import unlink_quietly
 from .helpers import bool_arg, ctx_of, json_body
-from .jobs_submit import is_synchronous, job_priority, submit_job
+from .jobs_submit import is_synchronous, job_priority, submit_job, user_data
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -87,8 +89,37 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
         return await _submit_async(request, plan, body)
     producer = archive_service.ArchiveProducer(ctx, plan, transcoder=_transcoder(ctx))
     headers = _zip_headers(filename)
-    if not ctx.settings.SynchronousZipStream:
-        return await _send_from_file(request, producer, headers)
+    # As Orthanc (>= 1.9.4), a synchronous archive is a job too: Running in /jobs while it is sent.
+    engine = request.app[JOBS]
+    job_class = SynchronousMediaJob if plan.media else SynchronousArchiveJob
+    record = engine.track(job_class(plan, producer), job_priority(body), *user_data(body))
+    outcome = _Outcome()
+    try:
+        if not ctx.settings.SynchronousZipStream:
+            try:
+                response = await _send_from_file(request, producer, headers)
+            except OrthancError as exc:
+                outcome.error = exc
+                raise
+            outcome.error = None
+            return response
+        return await _stream(request, producer, headers, record, outcome)
+    finally:
+        await engine.settle(record, outcome.error)
+
+
+class _Outcome:
+    """How a synchronous archive ended: error None once the whole ZIP is sent."""
+
+    def __init__(self) -> None:
+        self.error: OrthancError | None = OrthancError(ErrorCode.NetworkProtocol,
+                                                       "HTTP client has disconnected while creating an archive "
+                                                       "in synchronous mode")
+
+
+async def _stream(request: web.Request, producer: archive_service.ArchiveProducer, headers: dict[str, str],
+                  record: JobRecord, outcome: _Outcome) -> web.StreamResponse:
+    ctx = producer.ctx
     response = web.StreamResponse(headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
@@ -96,14 +127,21 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
     streams.add(producer)
     try:
         while (chunk := await producer.next_chunk()) is not None:
+            if record.stop_request is not None:  # DELETE-like cancel of the job: cut the stream
+                raise OrthancError(ErrorCode.CanceledJob)
             if chunk:
                 await response.write(chunk)
     except ConnectionResetError:
         logger.info("HTTP client has disconnected while creating an archive in synchronous mode")
         return response
-    except Exception:
+    except Exception as exc:
         # The status line is sent: the only way left to say "failed" is to cut the stream short.
-        logger.exception("Error while streaming an archive")
+        if isinstance(exc, OrthancError):
+            outcome.error = exc
+            logger.error("Error while streaming an archive: %s", exc)
+        else:
+            outcome.error = OrthancError(ErrorCode.InternalError, str(exc))
+            logger.exception("Error while streaming an archive")
         if request.transport is not None:
             request.transport.close()
         return response
@@ -111,6 +149,7 @@ async def _answer(request: web.Request, plan: archive_service.ArchivePlan, filen
         producer.close()
         streams.discard(producer)
     await response.write_eof()
+    outcome.error = None
     return response
 
 

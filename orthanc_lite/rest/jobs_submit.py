@@ -33,6 +33,13 @@ def job_priority(body: Any) -> int:
     return value
 
 
+def user_data(body: Any) -> tuple[Any, ...]:
+    """The "UserData" field (any JSON, Orthanc >= 1.12.9) as the extra argument of JobEngine.submit, if any."""
+    if isinstance(body, dict) and "UserData" in body:
+        return (body["UserData"],)
+    return ()
+
+
 def _boolean(body: dict[str, Any], key: str) -> bool:
     value = body[key]
     if not isinstance(value, bool):
@@ -48,8 +55,9 @@ async def submit_job(request: web.Request, job: Job, body: dict[str, Any],
     synchronous = is_synchronous(body, default_synchronous)
     priority = job_priority(body)
     engine = request.app[JOBS]
+    extra = user_data(body)
     if synchronous:
-        content = await engine.run_sync(job, priority)
+        content = await engine.run_sync(job, priority, *extra)
         return json_response(sync_answer(content) if sync_answer is not None else content)
-    job_id = engine.submit(job, priority)
+    job_id = engine.submit(job, priority, *extra)
     return json_response({"ID": job_id, "Path": f"/jobs/{job_id}"})

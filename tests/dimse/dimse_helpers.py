@@ -83,13 +83,13 @@ class Storescp:
 
 
 @contextlib.asynccontextmanager
-async def storescp(folder: pathlib.Path, aet: str = "DEST") -> AsyncIterator[Storescp]:
-    """A dcmtk storescp accepting everything into `folder`, stopped on exit."""
+async def storescp(folder: pathlib.Path, aet: str = "DEST", options: tuple[str, ...] = ("+xa",)) -> AsyncIterator[Storescp]:
+    """A dcmtk storescp accepting everything (or as `options` say) into `folder`, stopped on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         port = free_port()
         proc = await asyncio.create_subprocess_exec(
-            DCMTK["storescp"] or "storescp", "-aet", aet, "-od", str(folder), "+xa", str(port),
+            DCMTK["storescp"] or "storescp", "-aet", aet, "-od", str(folder), *options, str(port),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "TCP_NODELAY": "1"})
         try:
