@@ -31,6 +31,7 @@ class Mode(enum.Enum):
 PNG: Final = "image/png"
 JPEG: Final = "image/jpeg"
 PAM: Final = "image/x-portable-arbitrarymap"
+PNG_STORED_MAX_BYTES: Final = 64 * 1024  # up to this many bytes of pixels, a PNG is stored rather than deflated
 _CLIP: Final = {Mode.UINT8: (np.uint8, 0, 255), Mode.UINT16: (np.uint16, 0, 65535), Mode.INT16: (np.int16, -32768, 32767)}
 
 
@@ -147,14 +148,21 @@ def encode_png(image: np.ndarray) -> bytes:
         rows = big_endian.view(np.uint8).reshape(height, width * channels * 2)
         depth = 16
     filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 2  # "Up": each byte minus the one above, which deflates far better on images
-    filtered[0, 1:] = rows[0] if height else rows[:0]
-    if height > 1:
-        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    small = rows.size <= PNG_STORED_MAX_BYTES
+    if small:
+        filtered[:, 0] = 0  # no filter: the rows are stored, not deflated
+        filtered[:, 1:] = rows
+    else:
+        filtered[:, 0] = 2  # "Up": each byte minus the one above, which deflates far better on images
+        filtered[0, 1:] = rows[0] if height else rows[:0]
+        if height > 1:
+            np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     color_type = 2 if channels == 3 else 0
     header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1))
-            + _chunk(b"IEND", b""))
+    # Deflating noisy pixels runs at ~40 MB/s even at level 1: on a 64x64 preview that took 45 us of the ~60 us
+    # of the encoding, to save ~1 KB; small images are stored (level 0, still a valid zlib stream).
+    data = zlib.compress(filtered.tobytes(), 0 if small else 1)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -55,9 +55,11 @@ def _fail(endpoint: Endpoint, command: str, info: str) -> OrthancError:
     return OrthancError(ErrorCode.NetworkProtocol, f'DicomAssociation - {command} to AET "{endpoint.remote_aet}": {info}')
 
 
-def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | None = None) -> Association:
+def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | None = None,
+              storage: bool = False) -> Association:
     """Open an association, or raise NetworkProtocol (refused, rejected, aborted, timed out). `holder` gets
-    the association as soon as the TCP connection is up, so that a cancel can abort the negotiation."""
+    the association as soon as the TCP connection is up, so that a cancel can abort the negotiation. With
+    `storage`, a peer that accepted none of the contexts gives Orthanc's C-STORE error (NoPresentationContext)."""
     ae = AE(ae_title=endpoint.local_aet)
     timeout = endpoint.timeout
     ae.acse_timeout = timeout if timeout else 60
@@ -66,22 +68,42 @@ def associate(endpoint: Endpoint, contexts: list[Any], holder: dict[str, Any] | 
     ae.connection_timeout = timeout
     modality = endpoint.modality
 
+    connected = False
+
     def on_connect(event: Any) -> None:
+        nonlocal connected
+        connected = True
         set_nodelay(event)
         if holder is not None:
             holder["assoc"] = event.assoc
 
+    began = time.monotonic()
     assoc = ae.associate(modality.Host, int(modality.Port), contexts=contexts, ae_title=modality.AET,
                          max_pdu=endpoint.max_pdu, evt_handlers=[(evt.EVT_CONN_OPEN, on_connect)])
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected:
+    if storage and assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+        # pynetdicom aborts when the peer took no context; DCMTK (so Orthanc) opens the association and then
+        # fails the first C-STORE with this error.
+        raise no_context_error(str(assoc.rejected_contexts[0].abstract_syntax))
+    if not connected:  # DCMTK's wording, as Orthanc reports it
+        timed_out = timeout is not None and time.monotonic() - began >= timeout
+        why = "Operation timed out" if timed_out else "Connection refused"
+        info = f"Failed to establish association (TCP Initialization Error: {why})"
+    elif assoc.is_rejected:
         info = "Association Rejected"
     elif assoc.is_aborted:
         info = "Association Aborted (no answer, or the peer aborted)"
     else:
-        info = f"Failed to establish association (TCP Initialization Error: cannot connect to {modality.Host}:{modality.Port})"
+        info = "Failed to establish association"
     raise _fail(endpoint, "connecting", info)
+
+
+def no_context_error(sop_class: str) -> OrthancError:
+    """Orthanc's DicomStoreUserConnection error when the peer accepted no context for the SOP class."""
+    return OrthancError(ErrorCode.NoPresentationContext,
+                        f"Cannot C-Store an instance of SOPClassUID {sop_class}, the destination has not accepted "
+                        "any TransferSyntax for this SOPClassUID")
 
 
 def echo(endpoint: Endpoint) -> bool:
@@ -98,7 +120,7 @@ def echo(endpoint: Endpoint) -> bool:
 
 def open_store(endpoint: Endpoint, pairs: Iterable[tuple[str, str]], holder: dict[str, Any] | None = None) -> Association:
     """One association for a whole set: per SOP class, its stored syntaxes first, the uncompressed ones after."""
-    return associate(endpoint, storage_contexts(pairs), holder)
+    return associate(endpoint, storage_contexts(pairs), holder, storage=True)
 
 
 def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: str | None = None,
@@ -116,10 +138,8 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
     try:
         rsp = assoc.send_c_store(dataset, msg_id=message_id, priority=store_fast.PRIORITY_MEDIUM,
                                  originator_aet=originator_aet or None, originator_id=originator_id)
-    except ValueError as exc:  # no accepted presentation context fits
-        raise OrthancError(ErrorCode.NetworkProtocol,
-                           f'C-STORE SCU to AET "{endpoint.remote_aet}": the remote modality accepts no presentation '
-                           f"context for SOP class {sop_class} ({exc})") from None
+    except ValueError:  # no accepted presentation context fits
+        raise no_context_error(sop_class) from None
     except (RuntimeError, OSError) as exc:
         raise _fail(endpoint, "C-STORE", f"{exc}") from None
     if rsp is None or "Status" not in rsp:

@@ -74,6 +74,10 @@ class SqliteEngine:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._closed = False
         self.statements = Statements()
+        # read_sync(): one connection per worker thread, opened on first use, all closed by close()
+        self._thread_local = threading.local()
+        self._sync_readers: list[sqlite3.Connection] = []
+        self._sync_readers_lock = threading.Lock()
 
     async def open(self) -> None:
         # The writer is used by whichever thread leads a group commit, always under the commit lock.
@@ -133,6 +137,10 @@ class SqliteEngine:
         for conn in [self._writer, *self._readers, self._checkpointer]:
             if conn is not None:
                 await conn.close()
+        with self._sync_readers_lock:
+            sync_readers, self._sync_readers = self._sync_readers, []
+        for sync_reader in sync_readers:
+            sync_reader.close()
         self._readers.clear()
         self._writer = self._checkpointer = None
 
@@ -149,6 +157,32 @@ class SqliteEngine:
         conn = self._readers[self._next_reader % len(self._readers)]
         self._next_reader += 1
         return await conn._execute(_read_tx, conn._conn, fn)  # type: ignore[no-any-return]
+
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T], single_statement: bool = False) -> T:
+        """`read()` for a worker thread (never the loop's), on that thread's own query-only connection: a request
+        whose other work already runs in a pool (an image) then needs no extra hop to an aiosqlite thread.
+        `single_statement`: fn runs one SQL statement, a snapshot by itself, so no BEGIN/COMMIT is needed."""
+        if self._closed:
+            raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
+        conn: sqlite3.Connection | None = getattr(self._thread_local, "conn", None)
+        if conn is None:
+            conn = self._connect_sync_reader()
+            self._thread_local.conn = conn
+        return fn(conn) if single_statement else _read_tx(conn, fn)
+
+    def _connect_sync_reader(self) -> sqlite3.Connection:
+        # check_same_thread=False only so that close() may close it from the loop's thread
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False)
+        for pragma in ("query_only=ON", f"busy_timeout={BUSY_TIMEOUT_MS}", "cache_size=-4000"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.set_trace_callback(self._trace)
+        with self._sync_readers_lock:
+            if self._closed:
+                conn.close()
+                raise OrthancError(ErrorCode.DatabaseUnavailable, "The index is closed")
+            self._sync_readers.append(conn)
+        return conn
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) in a savepoint of the next group transaction; answer after COMMIT."""

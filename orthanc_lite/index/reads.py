@@ -302,6 +302,19 @@ def resource_attachments(conn: sqlite3.Connection, public_id: str,
     return None if internal is None else attachments_of(conn, internal)
 
 
+def instance_dicom_file(conn: sqlite3.Connection, public_id: str) -> tuple[bool, AttachmentInfo | None]:
+    """(whether the instance exists, its DICOM attachment) in ONE statement: its own consistent snapshot, so
+    it needs no BEGIN/COMMIT around it (the image routes run it for every request)."""
+    row = conn.execute(
+        "SELECT a.file_type, a.uuid, a.uncompressed_size, a.compressed_size, a.uncompressed_md5, a.compressed_md5,"
+        " a.compression_type, a.revision FROM resources r LEFT JOIN attachments a ON a.id=r.internal_id"
+        " AND a.file_type=1 WHERE r.public_id=? AND r.level=?", (public_id, int(ResourceLevel.INSTANCE))).fetchone()
+    if row is None:
+        return False, None
+    return True, None if row[1] is None else AttachmentInfo(row[1], row[0], row[2], row[3], row[4], row[5], row[6],
+                                                              row[7])
+
+
 def resource_labels(conn: sqlite3.Connection, public_id: str, level: ResourceLevel | None) -> list[str] | None:
     internal = _internal_of(conn, public_id, level)
     return None if internal is None else labels_of(conn, internal)

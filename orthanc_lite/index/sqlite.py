@@ -196,6 +196,11 @@ class SqliteIndex:
     async def resource_attachments(self, public_id: str, level: ResourceLevel | None) -> dict[int, AttachmentInfo] | None:
         return await self.engine.read(functools.partial(reads.resource_attachments, public_id=public_id, level=level))
 
+    def instance_dicom_file_sync(self, public_id: str) -> tuple[bool, AttachmentInfo | None]:
+        """From a worker thread (see SqliteEngine.read_sync): whether the instance exists, and its DICOM file."""
+        return self.engine.read_sync(functools.partial(reads.instance_dicom_file, public_id=public_id),
+                                     single_statement=True)
+
     async def resource_labels(self, public_id: str, level: ResourceLevel | None) -> list[str] | None:
         return await self.engine.read(functools.partial(reads.resource_labels, public_id=public_id, level=level))
 

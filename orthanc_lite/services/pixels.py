@@ -2,8 +2,10 @@
 numpy and Matlab exports, and transcoded files (~ the image routes of OrthancRestResources.cpp and
 ServerContext::DecodeDicomFrame / Transcode).
 
-Files are read in the io pool, decoded, rendered and encoded in the cpu pool (one hop per request): the loop
-never touches pixels. Never imports aiohttp.
+A single-instance route runs in ONE cpu-pool hop: the index lookup (on the worker's own sqlite connection),
+the file read (or the parsed-dataset cache), the decode, the rendering and the encoding; on a 64x64 preview
+each extra hop between the loop and a pool cost as much as the decoding. The loop never touches pixels.
+Never imports aiohttp.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -19,11 +22,12 @@ from ..dicom import pixels, render, transcode
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
 from .context import ServerContext
-from .tags import LoadedDataset, child_instances, load, resource_level
+from .tags import LoadedDataset, child_instances, load, load_whole_sync, resource_level
 
 logger = logging.getLogger(__name__)
 
 _SERIES_BATCH: Final = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +41,7 @@ class RenderArgs:
     smooth: bool = False
 
 
-async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
-    """The DICOM attachment of an instance in one index read (small previews are dominated by such hops)."""
-    attachments = await ctx.index.resource_attachments(public_id, ResourceLevel.INSTANCE)
+def _attachment_of(public_id: str, attachments: dict[int, AttachmentInfo] | None) -> AttachmentInfo:
     if attachments is None:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
     if 1 not in attachments:
@@ -47,31 +49,55 @@ async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
     return attachments[1]
 
 
-async def _loaded(ctx: ServerContext, public_id: str) -> LoadedDataset:
-    return await load(ctx, await _attachment(ctx, public_id), whole=True)
+async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
+    """The DICOM attachment of an instance in one index read."""
+    return _attachment_of(public_id, await ctx.index.resource_attachments(public_id, ResourceLevel.INSTANCE))
+
+
+def _on_instance(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any) -> T:
+    """In a worker thread: fn(loaded dataset, *args) for an instance, looked up and read in the same hop."""
+    exists, attachment = ctx.index.instance_dicom_file_sync(public_id)
+    if not exists:
+        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
+    if attachment is None:
+        raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
+    loaded = load_whole_sync(ctx, attachment)
+    return loaded.run(fn, *args)
+
+
+async def _run_on_instance(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any) -> T:
+    return await ctx.executors.run_cpu(_on_instance, ctx, public_id, fn, *args)
 
 
 async def image(ctx: ServerContext, public_id: str, frame: int, mode: render.Mode, mime: str, quality: int) -> bytes:
     """/preview, /image-uint8, /image-uint16, /image-int16 of one frame, encoded as `mime`."""
-    loaded = await _loaded(ctx, public_id)
-    return await ctx.executors.run_cpu(loaded.run, _image_sync, frame, mode, mime, quality)
+    return await _run_on_instance(ctx, public_id, _image_sync, frame, mode, mime, quality)
+
+
+def _layout(loaded: LoadedDataset) -> tuple[pixels.PixelLayout, bool]:
+    """The pixel layout of a (cached) dataset and whether it is MONOCHROME1, read once per dataset: on a small
+    image, reading them through pydicom took as long as the decoding."""
+    found = loaded.memo.get("pixels.layout")
+    if found is None:
+        found = loaded.memo["pixels.layout"] = (pixels.layout(loaded.ds), pixels.is_monochrome1(loaded.ds))
+    return found  # type: ignore[no-any-return]
 
 
 def _image_sync(loaded: LoadedDataset, frame: int, mode: render.Mode, mime: str, quality: int) -> bytes:
-    decoded = pixels.decode_frame(loaded.ds, frame)
-    invert = mode is render.Mode.PREVIEW and pixels.is_monochrome1(loaded.ds)
-    return render.encode(render.extract(decoded, mode, invert), mime, quality)
+    info, monochrome1 = _layout(loaded)
+    decoded = pixels.decode_frame(loaded.ds, frame, info)
+    return render.encode(render.extract(decoded, mode, mode is render.Mode.PREVIEW and monochrome1), mime, quality)
 
 
 async def rendered(ctx: ServerContext, public_id: str, frame: int, args: RenderArgs, mime: str, quality: int) -> bytes:
     """/rendered: rescale, window, resize, then encode (RenderedFrameHandler)."""
-    loaded = await _loaded(ctx, public_id)
-    return await ctx.executors.run_cpu(loaded.run, _rendered_sync, frame, args, mime, quality)
+    return await _run_on_instance(ctx, public_id, _rendered_sync, frame, args, mime, quality)
 
 
 def _rendered_sync(loaded: LoadedDataset, frame: int, args: RenderArgs, mime: str, quality: int) -> bytes:
     ds = loaded.ds
-    decoded = pixels.decode_frame(ds, frame)
+    info, monochrome1 = _layout(loaded)
+    decoded = pixels.decode_frame(ds, frame, info)
     intercept, slope = pixels.rescale(ds, frame)
     center, width = pixels.default_windowing(ds, frame)
     if args.window_center is not None:
@@ -79,21 +105,19 @@ def _rendered_sync(loaded: LoadedDataset, frame: int, args: RenderArgs, mime: st
     if args.window_width is not None:
         width = args.window_width
     out = render.render(decoded, intercept, slope, center, width, args.width, args.height, args.smooth)
-    if out.ndim == 2 and pixels.is_monochrome1(ds):
+    if out.ndim == 2 and monochrome1:
         out = 255 - out
     return render.encode(out, mime, quality)
 
 
 async def raw_frame(ctx: ServerContext, public_id: str, frame: int) -> tuple[bytes, str]:
     """/frames/{n}/raw: the undecoded bytes of one frame and their MIME type."""
-    loaded = await _loaded(ctx, public_id)
-    return await ctx.executors.run_cpu(loaded.run, lambda item: pixels.raw_frame(item.ds, frame))
+    return await _run_on_instance(ctx, public_id, lambda item: pixels.raw_frame(item.ds, frame))
 
 
 async def matlab(ctx: ServerContext, public_id: str, frame: int) -> str:
     """/matlab: one decoded frame as an Octave/Matlab expression."""
-    loaded = await _loaded(ctx, public_id)
-    return await ctx.executors.run_cpu(loaded.run, lambda item: render.matlab(pixels.decode_frame(item.ds, frame)))
+    return await _run_on_instance(ctx, public_id, lambda item: render.matlab(pixels.decode_frame(item.ds, frame)))
 
 
 def _numpy_frames(loaded: LoadedDataset, frames: list[int] | None, rescale: bool) -> list[np.ndarray]:
@@ -113,13 +137,11 @@ def _numpy_frames(loaded: LoadedDataset, frames: list[int] | None, rescale: bool
 
 async def numpy_instance(ctx: ServerContext, public_id: str, frame: int | None, rescale: bool, compress: bool) -> bytes:
     """/instances/{id}/numpy (all frames, 4-D) or /frames/{n}/numpy (one frame, 3-D)."""
-    loaded = await _loaded(ctx, public_id)
-
     def run(item: LoadedDataset) -> bytes:
         frames = _numpy_frames(item, None if frame is None else [frame], rescale)
         return render.numpy_bytes(frames, frame is None, compress)
 
-    return await ctx.executors.run_cpu(loaded.run, run)
+    return await _run_on_instance(ctx, public_id, run)
 
 
 async def numpy_series(ctx: ServerContext, public_id: str, rescale: bool, compress: bool) -> bytes:

@@ -99,6 +99,8 @@ class LoadedDataset:
     has_pixel_data: bool
     size: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Values derived from `ds` once (e.g. its pixel layout), under the lock; they go when the dataset does
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         with self.lock:
@@ -106,15 +108,21 @@ class LoadedDataset:
 
 
 class DatasetCache:
-    """LRU of parsed datasets keyed by (attachment uuid, DefaultEncoding, whole); used on the loop thread only."""
+    """LRU of parsed datasets keyed by (attachment uuid, DefaultEncoding, whole). Used from the loop and from
+    worker threads (the image routes look up, read and decode in one hop), hence the lock."""
 
     def __init__(self, max_entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
+        self._lock = threading.Lock()
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, str, bool], LoadedDataset] = OrderedDict()
         self._bytes = 0
 
     def get(self, uuid: str, encoding: str, whole: bool) -> LoadedDataset | None:
+        with self._lock:
+            return self._get(uuid, encoding, whole)
+
+    def _get(self, uuid: str, encoding: str, whole: bool) -> LoadedDataset | None:
         # A whole dataset also answers what a prefix would
         for key in ((uuid, encoding, True),) if whole else ((uuid, encoding, False), (uuid, encoding, True)):
             found = self._entries.get(key)
@@ -126,6 +134,10 @@ class DatasetCache:
     def put(self, uuid: str, encoding: str, loaded: LoadedDataset) -> None:
         if loaded.size > self.max_bytes // 4:
             return  # one big file must not flush everything else
+        with self._lock:
+            self._put(uuid, encoding, loaded)
+
+    def _put(self, uuid: str, encoding: str, loaded: LoadedDataset) -> None:
         key = (uuid, encoding, loaded.whole)
         old = self._entries.pop(key, None)
         if old is not None:
@@ -147,7 +159,7 @@ class DatasetCache:
 def dataset_cache(ctx: ServerContext) -> DatasetCache:
     cache = ctx.extra.get(_CACHE_KEY)
     if not isinstance(cache, DatasetCache):
-        cache = ctx.extra[_CACHE_KEY] = DatasetCache()
+        cache = ctx.extra.setdefault(_CACHE_KEY, DatasetCache())  # atomic: worker threads may race here
     return cache
 
 
@@ -191,6 +203,22 @@ async def load(ctx: ServerContext, attachment: AttachmentInfo, whole: bool = Fal
         raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
     if keep:
         cache.put(attachment.uuid, encoding, loaded)
+    return loaded
+
+
+def load_whole_sync(ctx: ServerContext, attachment: AttachmentInfo) -> LoadedDataset:
+    """`load(whole=True)` from a worker thread: cache lookup, file read and parse in the caller's hop."""
+    encoding = ctx.default_encoding
+    cache = dataset_cache(ctx)
+    hit = cache.get(attachment.uuid, encoding, True)
+    if hit is not None:
+        return hit
+    try:
+        data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
+    except FileNotFoundError:
+        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+    loaded = parse_whole(data, encoding)
+    cache.put(attachment.uuid, encoding, loaded)
     return loaded
 
 

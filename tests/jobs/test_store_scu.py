@@ -158,7 +158,8 @@ async def test_store_to_refused_port_fails_cleanly(server: orthanc_lite.Server, 
     await call(http, "PUT", "/modalities/gone", ["GONE", "127.0.0.1", free_port()])
     status, error = await call(http, "POST", "/modalities/gone/store", [stored[0]["ID"]])
     assert status == 500 and error["OrthancStatus"] == 9
-    assert error["Details"].startswith('DicomAssociation - connecting to AET "GONE"')
+    assert error["Details"] == ('DicomAssociation - connecting to AET "GONE": Failed to establish association '
+                                '(TCP Initialization Error: Connection refused)')
     status, answer = await call(http, "POST", "/modalities/gone/store",
                                 {"Resources": [stored[0]["ID"]], "Asynchronous": True})
     info = await wait_job(http, answer["ID"])
@@ -291,3 +292,24 @@ async def test_pause_and_resume_store(server: orthanc_lite.Server, http: aiohttp
     info = await wait_job(http, answer["ID"])
     assert info["State"] == "Success" and info["Content"]["InstancesCount"] == 2
     assert len(set(slow_scp.stored)) == 2  # the interrupted instance was sent again on resume
+
+
+async def test_store_to_a_peer_refusing_the_sop_class_is_no_presentation_context(
+        server: orthanc_lite.Server, http: aiohttp.ClientSession) -> None:
+    """A peer that accepts no context for the SOP class: Orthanc's NoPresentationContext (2015), not a bare
+    network error, and echo still works against it."""
+    ae = AE(ae_title="ECHOONLY")
+    ae.add_supported_context(Verification)
+    port = free_port()
+    scp = ae.start_server(("127.0.0.1", port), block=False)
+    try:
+        stored = await upload_all(http, [make_instance()])
+        await call(http, "PUT", "/modalities/echoonly", ["ECHOONLY", "127.0.0.1", port])
+        assert await call(http, "POST", "/modalities/echoonly/echo", {}) == (200, {})
+        status, error = await call(http, "POST", "/modalities/echoonly/store", [stored[0]["ID"]])
+        assert status == 500 and error["OrthancStatus"] == 2015
+        sop_class = pydicom.dcmread(io.BytesIO(make_instance())).SOPClassUID
+        assert error["Details"] == (f"Cannot C-Store an instance of SOPClassUID {sop_class}, the destination has "
+                                    "not accepted any TransferSyntax for this SOPClassUID")
+    finally:
+        scp.shutdown()
