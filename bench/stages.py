@@ -18,6 +18,9 @@ instance. The wrappers themselves cost a few microseconds per call. Stages of a 
       batch         one BEGIN IMMEDIATE ... COMMIT, which contains:
         statements    index/writes.py::store_instance
   response      the C-STORE-RSP encoded and queued for the DUL thread
+On the lean path (dimse/lean.py) `pdu_receive`, `serve` and `response` are replaced by:
+  lean_pdu      DUL thread: one PDU read and served, which for the last PDU of an instance contains:
+  lean_serve    the store (`handler` and the stages within) and the C-STORE-RSP written to the socket
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def install() -> None:
     from pynetdicom.association import Association
     from pynetdicom.dimse import DIMSEServiceProvider
 
-    from orthanc_lite.dimse import fastpath, handlers
+    from orthanc_lite.dimse import fastpath, handlers, lean
     from orthanc_lite.index import engine, sqlite, writes
     from orthanc_lite.services import store
     from orthanc_lite.storage import filesystem
@@ -84,6 +87,10 @@ def install() -> None:
     _patch(writes, "store_instance", "statements")
     _patch(store, "announce", "announce")
     _patch(Association, "_serve_request", "serve")
+    # the lean path (dimse/lean.py): one PDU read in the DUL thread, and an instance stored and answered there
+    _patch(lean.LeanReceiver, "read_pdu", "lean_pdu")
+    _patch(lean.LeanReceiver, "_complete", "lean_serve")
+    _patch(handlers.Handlers, "store_lean", "handler")
 
 
 def report(instances: int, server_cpu_s: float, seconds: float) -> str:

@@ -77,13 +77,28 @@ def _pool(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def measure(instances: int, rounds: int, with_orthanc: bool, workdir: pathlib.Path) -> dict[str, Any]:
+BASE: Final = "base"  # --base: an unchanged build of orthanc_lite, for an A/B in the same run
+
+
+def _spawn_base(tree: pathlib.Path, workdir: pathlib.Path) -> Any:
+    """orthanc_lite as spawn_orthanc_lite starts it, but importing the package from another worktree."""
+    from tests.e2e.orthanc_peer import ServerProcess, _base_config
+
+    cfg = _base_config(workdir, "OrthancLite")
+    cfg.update({**KNOWN_SCU, "AuthenticationEnabled": False})
+    argv = [sys.executable, "-m", "orthanc_lite", str(workdir / "config.json")]
+    env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
+    return ServerProcess("orthanc_lite", workdir, cfg, argv, extra_env=env).start(60)
+
+
+async def measure(instances: int, rounds: int, with_orthanc: bool, workdir: pathlib.Path,
+                  modes: tuple[tuple[str, int], ...] = MODES, base: pathlib.Path | None = None) -> dict[str, Any]:
     """{mode: {server: pooled figures}} for the four modes and the three (or two) servers."""
     patients = max(1, -(-instances // 100))
     files = (await asyncio.to_thread(write_store, patients, workdir / "store"))[:instances]
-    chunk = max(1, len(files) // (len(MODES) * rounds))
+    chunk = max(1, len(files) // (len(modes) * rounds))
     scratch = workdir / "scratch"
-    parts: dict[str, dict[str, list[dict[str, Any]]]] = {f"{kind}_{n}": {} for kind, n in MODES}
+    parts: dict[str, dict[str, list[dict[str, Any]]]] = {f"{kind}_{n}": {} for kind, n in modes}
     with contextlib.ExitStack() as stack:
         from tests.e2e.orthanc_peer import spawn_orthanc_lite
 
@@ -95,16 +110,20 @@ async def measure(instances: int, rounds: int, with_orthanc: bool, workdir: path
             orthanc = Server(ORTHANC, orthanc_process(workdir / "orthanc").start(60))
             stack.callback(orthanc.stop)
             servers[ORTHANC] = orthanc
+        if base is not None:
+            other = Server(LITE, _spawn_base(base, workdir / "base"))
+            stack.callback(other.stop)
+            servers[BASE] = other
         scp = BareServer("cstore", workdir / "bare")
         stack.callback(scp.stop)
         app = BareServer("http", workdir / "bare")
         stack.callback(app.stop)
         pos = 0
         for r in range(rounds):
-            for kind, n in MODES:
+            for kind, n in modes:
                 part = files[pos:pos + chunk]
                 pos += chunk
-                names = [LITE, *([ORTHANC] if ORTHANC in servers else []), FLOOR]
+                names = [LITE, *([ORTHANC] if ORTHANC in servers else []), *([BASE] if BASE in servers else []), FLOOR]
                 if r % 2:
                     names.reverse()
                 for who in names:
@@ -129,6 +148,8 @@ def verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for kind, n in MODES:
         mode = figures.get(f"{kind}_{n}", {})
+        if not mode:
+            continue
         lite = mode.get(LITE, {}).get("instances_per_s")
         orthanc = mode.get(ORTHANC, {}).get("instances_per_s")
         floor = mode.get(FLOOR, {}).get("instances_per_s")
@@ -138,6 +159,8 @@ def verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
             "lite": lite, "orthanc": orthanc, "floor": floor,
             "lite_spread": mode.get(LITE, {}).get("rounds_per_s"),
             "lite_cpu_ms": mode.get(LITE, {}).get("server_cpu_ms_per_instance"),
+            "base": mode.get(BASE, {}).get("instances_per_s"),
+            "base_cpu_ms": mode.get(BASE, {}).get("server_cpu_ms_per_instance"),
             "orthanc_cpu_ms": mode.get(ORTHANC, {}).get("server_cpu_ms_per_instance"),
             "vs_orthanc": round(lite / orthanc, 2) if lite and orthanc else None,
             "vs_floor": round(lite / floor, 2) if lite and floor else None,
@@ -176,6 +199,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                      f"{cpu:>18}{p50:>18}  {row.get('target', '')} {met}")
         if row.get("lite_spread"):
             lines.append(f"{'':<30}  lite per round: {row['lite_spread']}")
+        if row.get("base"):
+            lines.append(f"{'':<30}  unchanged build (--base): {row['base']}/s, CPU {row.get('base_cpu_ms')} ms")
     return "\n".join(lines)
 
 
@@ -199,13 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=2000, help="instances in all (split over rounds and modes)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument("--cstore-only", action="store_true", help="the two C-STORE modes only")
+    parser.add_argument("--base", type=pathlib.Path, help="also measure the orthanc_lite of this worktree (A/B)")
     parser.add_argument("--json", help="write the results here instead of bench/results/<timestamp>-throughput.json")
     args = parser.parse_args(argv)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     try:
         started = datetime.datetime.now().isoformat(timespec="seconds")
         load_start = os.getloadavg()
-        figures = asyncio.run(measure(args.instances, args.rounds, not args.no_orthanc, workdir))
+        modes = MODES[:2] if args.cstore_only else MODES
+        figures = asyncio.run(measure(args.instances, args.rounds, not args.no_orthanc, workdir, modes, args.base))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = verdicts(figures)

@@ -26,7 +26,7 @@ from pynetdicom.events import Event
 from ..errors import ErrorCode, OrthancError
 from ..model import Origin
 from ..services.store import announce, store_bytes_blocking, store_file_blocking
-from . import fastpath, policy, queries, query, scu, status
+from . import fastpath, lean, policy, queries, query, scu, status
 from .bridge import BridgeError
 from .policy import Request, Snapshot
 from .sockets import set_nodelay
@@ -126,6 +126,7 @@ class Handlers:
             snap, rq.presentation_context_definition_list, roles)
         assoc._ol_state = _AssocState(snap)
         fastpath.mark(assoc, self.ctx.storage.incoming_dir())
+        lean.enable(assoc, self.ctx.storage.incoming_dir(), self.store_lean, self.may_store)
         assoc._ol_gate = self.server.gate  # the reactor holds a DicomThreadsCount slot while it runs
 
     @staticmethod
@@ -183,20 +184,34 @@ class Handlers:
                 spool.discard()
             return status.CANNOT_UNDERSTAND
         snap = _state(event).snapshot  # type: ignore[union-attr]
+        if spool is not None:
+            return self._store_spool(snap, spool)
+        try:
+            path = self._take_dataset_file(event)
+        except OSError as exc:
+            logger.error("Cannot move a received dataset into the storage area: %s", exc)
+            return status.OUT_OF_RESOURCES
+        return self._store(snap, None, path)
+
+    @staticmethod
+    def may_store(assoc: Any) -> bool:
+        """Whether this association may send C-STORE (the lean path leaves a refusal to on_store's abort)."""
+        state: _AssocState | None = getattr(assoc, "_ol_state", None)
+        return state is not None and state.snapshot.request_allowed(Request.STORE)
+
+    def store_lean(self, assoc: Any, request: lean.LeanRequest) -> int:
+        """A C-STORE received on the lean path (dimse/lean.py, in the DUL thread): as on_store, once allowed."""
+        return self._store_spool(assoc._ol_state.snapshot, request.spool)
+
+    def _store_spool(self, snap: Snapshot, spool: fastpath.SpoolBuffer) -> int:
+        if spool.path is None:
+            return self._store(snap, spool.getvalue(), None)
+        return self._store(snap, None, spool.path)
+
+    def _store(self, snap: Snapshot, data: bytes | None, path: str | None) -> int:
+        """Store the instance (durable on return), announce it on the loop, and give the DIMSE status."""
         origin = Origin("DicomProtocol", remote_ip=snap.remote_ip, remote_aet=snap.calling_aet,
                         called_aet=snap.called_aet)
-        data: bytes | None = None
-        path: str | None = None
-        if spool is not None and spool.path is None:
-            data = spool.getvalue()
-        elif spool is not None:
-            path = spool.path
-        else:
-            try:
-                path = self._take_dataset_file(event)
-            except OSError as exc:
-                logger.error("Cannot move a received dataset into the storage area: %s", exc)
-                return status.OUT_OF_RESOURCES
         try:
             # The store (files + the index's group commit) is thread-safe and runs in this association thread;
             # only the announcement of the changes touches loop objects and crosses the bridge. Two loop

@@ -28,6 +28,8 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.fsm import InvalidEventError
 from pynetdicom.pdu import A_ABORT_RQ
 
+from . import lean
+
 logger = logging.getLogger(__name__)
 
 # Longest idle wait of the DUL thread: bounds how late it notices a timer expiry or a kill flag.
@@ -35,6 +37,9 @@ IDLE_WAIT: Final = 0.005
 # Longest wait of the association reactor for a DIMSE message before re-checking release/abort/timeouts
 # (the original sleeps this long on every loop).
 REACTOR_WAIT: Final = 0.001
+# The same for an association of our SCP (dimse/lean.py enabled): every primitive its DUL hands up (release, abort)
+# and the DUL's end also wake it, so the wait only bounds how late it sees a timer expiry or a kill.
+NOTIFIED_REACTOR_WAIT: Final = 0.05
 # How often a parked DUL thread checks its kill flag, and a lender waiting for the park its thread.
 PARK_POLL: Final = 0.05
 
@@ -84,6 +89,23 @@ class _Waker:
         self.w.close()
 
 
+class _NotifyingQueue(queue.Queue):  # type: ignore[type-arg]
+    """The DUL's to_user_queue: a put() also wakes the association loop waiting for a DIMSE message."""
+
+    def __init__(self, messages: queue.Queue) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self._messages = messages
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        _notify(self._messages)
+
+
+def _notify(messages: queue.Queue) -> None:  # type: ignore[type-arg]
+    with messages.not_empty:
+        messages.not_empty.notify_all()
+
+
 class _WakingCheckpoint(threading.Event):
     """The association's `_reactor_checkpoint`: clearing it (a thread asking the reactor to pause so that it
     can send and read its own messages) also wakes the reactor waiting for a DIMSE message, so that the
@@ -108,6 +130,8 @@ def _assoc_init(self: Association, ae: Any, mode: str) -> None:
     if self._reactor_checkpoint.is_set():
         checkpoint.set()
     self._reactor_checkpoint = checkpoint
+    # No other thread knows this association yet: swapping the queue here is race-free.
+    self.dul.to_user_queue = _NotifyingQueue(self.dimse.msg_queue)
 
 
 _original_dul_init = DULServiceProvider.__init__
@@ -168,7 +192,7 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
             try:
                 if self._process_recv_primitive():
                     pass
-                elif self._is_transport_event():
+                elif _transport_event(self):
                     self._idle_timer.restart()
             except Exception as exc:  # noqa: BLE001 -
                 _abort(self, exc)
@@ -199,7 +223,26 @@ def _dul_run_reactor(self: DULServiceProvider) -> None:
                 return
             sleep = False
     finally:
+        receiver = lean.receiver(self.assoc)
+        if receiver is not None:
+            receiver.drop()
         self._ol_waker.close()  # type: ignore[attr-defined]
+        _notify(self.assoc.dimse.msg_queue)  # the association loop checks dul.is_alive() at once
+
+
+def _transport_event(self: DULServiceProvider) -> bool:
+    """`_is_transport_event`, with the PDUs of an association in data transfer read by its lean receiver
+    (dimse/lean.py), which serves C-STORE requests itself and hands everything else to the state machine."""
+    receiver = lean.receiver(self.assoc)
+    if receiver is None:
+        return self._is_transport_event()
+    if self.state_machine.current_state != "Sta6":
+        receiver.drop()
+        return self._is_transport_event()
+    if self.socket is not None and self.socket.ready:
+        receiver.read_pdu(self)
+        return True
+    return False
 
 
 def _abort(self: DULServiceProvider, exc: Exception) -> None:
@@ -229,9 +272,14 @@ def _assoc_run_reactor(self: Association) -> None:
             if self._kill or not self.dul.is_alive():
                 self.kill()
                 return
+    idle: threading.Event | None = getattr(self, "_ol_idle", None)
+    if idle is not None:
+        idle.set()  # the lean receiver (dimse/lean.py) may serve C-STOREs from now on
     try:
         _assoc_loop(self)
     finally:
+        if idle is not None:
+            idle.clear()
         if gate is not None:
             gate.release()
 
@@ -252,7 +300,12 @@ def _assoc_loop(self: Association) -> None:
 
         context_id, msg = _next_message(self)
         if msg:
-            self._serve_request(msg, context_id)
+            try:
+                self._serve_request(msg, context_id)
+            finally:
+                idle = getattr(self, "_ol_idle", None)
+                if idle is not None and not self._kill:
+                    idle.set()
 
         if self.is_established and self.acse.is_release_requested():
             self.acse.send_release(is_response=True)
@@ -298,12 +351,17 @@ def _next_message(self: Association) -> tuple[Any, Any]:
     (_WakingCheckpoint.clear) interrupt the wait."""
     messages = self.dimse.msg_queue
     checkpoint = self._reactor_checkpoint
+    wait = NOTIFIED_REACTOR_WAIT if lean.receiver(self) is not None else REACTOR_WAIT
     with messages.not_empty:
         if not messages._qsize() and checkpoint.is_set():  # type: ignore[attr-defined]
-            messages.not_empty.wait(REACTOR_WAIT)
+            messages.not_empty.wait(wait)
         if not checkpoint.is_set() or not messages._qsize():  # type: ignore[attr-defined]
             return None, None
         item = messages._get()  # type: ignore[attr-defined]
+        # Under the queue's lock: the lean receiver (dimse/lean.py) sees either the message queued or us busy.
+        idle = getattr(self, "_ol_idle", None)
+        if idle is not None:
+            idle.clear()
         messages.not_full.notify()
         return item  # type: ignore[no-any-return]
 
