@@ -11,6 +11,7 @@ import os
 import pathlib
 import socket
 import threading
+from typing import Any, Final
 
 import aiohttp
 import pydicom
@@ -58,7 +59,12 @@ def _store_datasets(port: int, datasets: list[pydicom.Dataset], calling: str = "
             rsp = assoc.send_c_store(ds)
             out.append(int(rsp.Status) if "Status" in rsp else None)
     finally:
-        assoc.release()
+        # After no answer (the server aborted) a release could race this client's own handling of the abort
+        # and wait out the ACSE timeout: abort instead, which never waits.
+        if None in out:
+            assoc.abort()
+        else:
+            assoc.release()
     return out
 
 
@@ -240,6 +246,9 @@ async def test_full_storage_in_reject_mode_is_0xA700(settings: Settings) -> None
         assert os.listdir(srv.context.storage.incoming_dir()) == []
 
 
+A_ABORT_PDU: Final = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0])  # A-ABORT, service user, no reason
+
+
 # The test's own sender thread keeps queueing P-DATA after its A-ABORT: pynetdicom's client-side state machine
 # complains in that thread (Evt9 in Sta13). The server side is what is checked here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -265,9 +274,15 @@ async def test_association_aborted_mid_transfer_leaves_nothing(server: orthanc_l
         halfway = threading.Event()
         count = [0]
 
-        def on_pdu_sent(event: object) -> None:
+        def on_pdu_sent(event: Any) -> None:
             count[0] += 1
             if count[0] == 100:  # ~1.6 MB of 20 MB on the wire
+                # The A-ABORT goes out from the sending thread itself, right after this PDU: assoc.abort() from
+                # another thread queues it behind every P-DATA already queued, and under load the whole data set
+                # could reach the server first.
+                sock = event.assoc.dul.socket.socket
+                sock.sendall(A_ABORT_PDU)
+                sock.shutdown(socket.SHUT_RDWR)
                 halfway.set()
 
         from pynetdicom import evt
