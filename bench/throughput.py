@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.dimse import KNOWN_SCU, orthanc_process, storescu_ingest, write_store  # noqa: E402
+from bench.dimse import LITE_AS_ORTHANC, orthanc_process, storescu_ingest, write_store  # noqa: E402
 from bench.floor import FLOOR_AET, BareServer  # noqa: E402
 from bench.ingest import ingest  # noqa: E402
 from bench.servers import LITE, ORTHANC, ORTHANC_AVAILABLE, Server  # noqa: E402
@@ -85,7 +85,7 @@ def _spawn_base(tree: pathlib.Path, workdir: pathlib.Path) -> Any:
     from tests.e2e.orthanc_peer import ServerProcess, _base_config
 
     cfg = _base_config(workdir, "OrthancLite")
-    cfg.update({**KNOWN_SCU, "AuthenticationEnabled": False})
+    cfg.update({**LITE_AS_ORTHANC, "AuthenticationEnabled": False})
     argv = [sys.executable, "-m", "orthanc_lite", str(workdir / "config.json")]
     env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}
     return ServerProcess("orthanc_lite", workdir, cfg, argv, extra_env=env).start(60)
@@ -102,7 +102,7 @@ async def measure(instances: int, rounds: int, with_orthanc: bool, workdir: path
     with contextlib.ExitStack() as stack:
         from tests.e2e.orthanc_peer import spawn_orthanc_lite
 
-        lite = Server(LITE, spawn_orthanc_lite(workdir / "lite", {**KNOWN_SCU, "AuthenticationEnabled": False},
+        lite = Server(LITE, spawn_orthanc_lite(workdir / "lite", {**LITE_AS_ORTHANC, "AuthenticationEnabled": False},
                                                timeout=60))
         stack.callback(lite.stop)
         servers: dict[str, Any] = {LITE: lite}
