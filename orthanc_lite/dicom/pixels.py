@@ -249,6 +249,15 @@ def _gdcm_grayscale(stream: bytes, info: PixelLayout, dtype: np.dtype[Any]) -> n
         import gdcm
     except ImportError:
         return None
+    pixel_format = gdcm.PixelFormat(1, info.bits_allocated, info.bits_stored, info.bits_stored - 1, 0)
+    data = _gdcm_decode(gdcm, stream, info, info.transfer_syntax, pixel_format)
+    if len(data) != info.rows * info.columns * dtype.itemsize:
+        return None  # GDCM failed (it answers an empty buffer): pydicom reports the error
+    return _correct_unused_bits(np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy(), info)
+
+
+def _gdcm_decode(gdcm: Any, stream: bytes, info: PixelLayout, syntax: str, pixel_format: Any) -> bytes:
+    """One compressed frame through GDCM's own codecs (as pydicom's GDCM plugin sets it up); b"" on failure."""
     fragment = gdcm.Fragment()
     fragment.SetByteStringValue(stream)
     fragments = gdcm.SequenceOfFragments.New()
@@ -261,13 +270,10 @@ def _gdcm_grayscale(stream: bytes, info: PixelLayout, dtype: np.dtype[Any]) -> n
     image.SetDataElement(element)
     photometric = gdcm.PhotometricInterpretation.GetPIType(info.photometric)
     image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(photometric))
-    image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(info.transfer_syntax)))
-    image.SetPixelFormat(gdcm.PixelFormat(1, info.bits_allocated, info.bits_stored, info.bits_stored - 1, 0))
+    image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(syntax)))
+    image.SetPixelFormat(pixel_format)
     raw = image.GetBuffer()
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
-    if len(data) != info.rows * info.columns * dtype.itemsize:
-        return None  # GDCM failed (it answers an empty buffer): pydicom reports the error
-    return _correct_unused_bits(np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy(), info)
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
 
 
 def _pillow_grayscale(stream: bytes, info: PixelLayout) -> np.ndarray | None:
@@ -363,23 +369,8 @@ def _decode_jpeg12_with_gdcm(ds: Dataset, info: PixelLayout, frame: int) -> np.n
         stream = next(iter(_frames(ds, info, frame, frame + 1)))
     except (ValueError, StopIteration, struct.error) as exc:
         raise OrthancError(ErrorCode.BadFileFormat, f"Cannot read the JPEG frame: {exc}") from None
-    fragment = gdcm.Fragment()
-    fragment.SetByteStringValue(stream)
-    fragments = gdcm.SequenceOfFragments.New()
-    fragments.AddFragment(fragment)
-    element = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
-    element.SetValue(fragments.__ref__())
-    image = gdcm.Image()
-    image.SetNumberOfDimensions(2)
-    image.SetDimensions((info.columns, info.rows, 1))
-    image.SetDataElement(element)
-    photometric = gdcm.PhotometricInterpretation.GetPIType(info.photometric)
-    image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(photometric))
-    image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(str(JPEGExtended12Bit))))
-    image.SetPixelFormat(gdcm.PixelFormat(info.samples, 16, info.bits_stored, info.bits_stored - 1,
-                                          1 if info.signed else 0))
-    raw = image.GetBuffer()
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    pixel_format = gdcm.PixelFormat(info.samples, 16, info.bits_stored, info.bits_stored - 1, 1 if info.signed else 0)
+    data = _gdcm_decode(gdcm, stream, info, str(JPEGExtended12Bit), pixel_format)
     expected = info.rows * info.columns * info.samples * 2
     if len(data) != expected:
         raise OrthancError(ErrorCode.BadFileFormat, "Cannot decode the 12-bit JPEG frame")
