@@ -230,9 +230,11 @@ def _jpeg_grayscale(ds: Dataset, info: PixelLayout, dtype: np.dtype[Any]) -> np.
     if stream is None:
         return None
     precision = _sof_precision(stream)
+    if precision is None:
+        return None
     jpeg_ls = info.transfer_syntax in _JPEG_LS
     bits_stored = precision if jpeg_ls else info.bits_stored
-    if precision is None or not 1 <= bits_stored <= info.bits_allocated or (
+    if not 1 <= bits_stored <= info.bits_allocated or (
             jpeg_ls and (bits_stored in (6, 7) or (bits_stored > 8) != (info.bits_allocated == 16))):
         return None  # a stream whose precision changes pydicom's output type: leave it to pydicom
     if jpeg_ls:

@@ -142,7 +142,8 @@ def negotiate(header: str | None, offers: tuple[str, ...]) -> tuple[str, MediaRa
     """The first offer (a "type/subtype") matched by the best media range of `header`, and that range;
     None when nothing matches. A missing header matches the first offer."""
     if header is None or not header.strip():
-        return offers[0], MediaRange(*offers[0].split("/"), {}, 1.0)  # type: ignore[call-arg]
+        kind, _, sub = offers[0].partition("/")
+        return offers[0], MediaRange(kind, sub, {}, 1.0)
     for media in parse_accept(header):
         for offer in offers:
             main, sub = offer.split("/")

@@ -198,7 +198,8 @@ def setup_dicomweb(app: web.Application, settings: Settings) -> None:
         app.cleanup_ctx.append(_cache_refresher)
     if section.get("EnableWado", True):
         router.add_get(wado_root(section), wado_uri, allow_head=False)
-    origins = [str(o) for o in section.get("CorsAllowedOrigins", []) or []]
+    configured: object = section.get("CorsAllowedOrigins", []) or []
+    origins = [str(o) for o in configured] if isinstance(configured, (list, tuple)) else []
     if origins:
         prefixes = tuple(p for p in (dicomweb_root(section), wado_root(section)) if p)
         app.middlewares.insert(0, _cors_middleware(origins, prefixes))

@@ -175,11 +175,11 @@ _original_send_msg = DIMSEServiceProvider.send_msg
 
 def _send_msg(self: Any, primitive: Any, context_id: int) -> None:
     """pynetdicom's send_msg, with a plain C-STORE-RSP of our SCP encoded directly."""
-    if (primitive.__class__ is C_STORE and primitive.MessageIDBeingRespondedTo is not None
+    responding_to = primitive.MessageIDBeingRespondedTo if primitive.__class__ is C_STORE else None
+    if (responding_to is not None
             and primitive.ErrorComment is None and primitive.OffendingElement is None
             and _spool_folder(self.assoc) is not None and not self.assoc.get_handlers(evt.EVT_DIMSE_SENT)):
-        command = store_response_command(str(primitive.AffectedSOPClassUID),
-                                         int(primitive.MessageIDBeingRespondedTo), int(primitive.Status),
+        command = store_response_command(str(primitive.AffectedSOPClassUID), int(responding_to), int(primitive.Status),
                                          str(primitive.AffectedSOPInstanceUID))
         max_pdu = self.maximum_pdu_size
         if not max_pdu or len(command) + 6 <= max_pdu:

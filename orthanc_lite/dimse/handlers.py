@@ -176,7 +176,7 @@ class Handlers:
     def on_store(self, event: Event) -> int:
         """The received dataset (in memory, or a spooled file) goes through the same store service as
         POST /instances."""
-        spool = event.request.DataSet
+        spool = getattr(event.request, "DataSet", None)  # a C-STORE request's data set
         if not isinstance(spool, fastpath.SpoolBuffer):
             spool = None
         if not self._allowed(event, Request.STORE):

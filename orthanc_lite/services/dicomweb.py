@@ -382,7 +382,7 @@ def _stow_part_sync(ctx: ServerContext, source: bytes | str, expected_study: str
         if path:
             unlink_quietly(path)
         return StowOutcome(uids if uids and uids[2] and uids[3] else None, 0xC000, bad_syntax=True), None
-    uids = (parsed.study_uid, parsed.series_uid, parsed.sop_uid, parsed.sop_class_uid)
+    uids = (parsed.study_uid, parsed.series_uid, parsed.sop_uid, parsed.sop_class_uid or "")
     if not all(uids):
         if path:
             unlink_quietly(path)
