@@ -9,8 +9,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
@@ -73,7 +73,10 @@ def store_association_kwargs(max_pdu: int, instances: Sequence[InstanceToSend],
 def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
     """Decompress `dataset` when no accepted context carries its transfer syntax but an uncompressed one
     exists for its SOP class (in place). Otherwise leave it: pynetdicom converts between uncompressed
-    syntaxes itself, and reports a failed sub-operation when nothing fits."""
+    syntaxes itself, and reports a failed sub-operation when nothing fits. A stored file without File Meta (a
+    bare data set, which Orthanc stores and sends too) is labelled with the encoding pydicom read it in, without
+    which pynetdicom cannot choose a context."""
+    _label_bare_dataset(dataset)
     try:
         sop_class = str(dataset.SOPClassUID)
         ts = str(dataset.file_meta.TransferSyntaxUID)
@@ -98,6 +101,19 @@ def adapt_to_contexts(dataset: Dataset, assoc: Any, as_requestor: bool) -> None:
             dataset.decompress(generate_instance_uid=False)  # lossless: the instance stays the same, as Orthanc's
         except Exception as exc:  # noqa: BLE001 - no decoder for this syntax: the sub-operation will fail (logged)
             logger.warning("Cannot transcode %s from %s for the peer: %s", dataset.get("SOPInstanceUID"), ts, exc)
+
+
+def _label_bare_dataset(dataset: Dataset) -> None:
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = dataset.original_encoding
+    if implicit is None:
+        return
+    if meta is None:
+        dataset.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _associate(local_aet: str, modality: Modality, contexts: list[PresentationContext], timeout: float | None,

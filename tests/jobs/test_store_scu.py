@@ -313,3 +313,20 @@ async def test_store_to_a_peer_refusing_the_sop_class_is_no_presentation_context
                                     "not accepted any TransferSyntax for this SOPClassUID")
     finally:
         scp.shutdown()
+
+
+async def test_store_every_shared_syntax_in_one_request(server: orthanc_lite.Server, http: aiohttp.ClientSession,
+                                                        dest: Any) -> None:
+    """All of ../shared/testdata's transfer syntaxes in one store, as real Orthanc sends them (17 of 17 to a
+    storescp +xa): among them a bare data set without File Meta (1.2.840.10008.1.2.dcm), which went through
+    pynetdicom unlabelled and failed the whole job with an internal error."""
+    from tests.conftest import TESTDATA
+
+    files = sorted((TESTDATA / "TransferSyntaxes").glob("*.dcm"))
+    stored = await upload_all(http, [f.read_bytes() for f in files])
+    await call(http, "PUT", "/modalities/dest", ["DEST", "127.0.0.1", dest.port])
+    status, answer = await call(http, "POST", "/modalities/dest/store", sorted({s["ParentPatient"] for s in stored}))
+    assert status == 200, answer
+    assert (answer["InstancesCount"], answer["FailedInstancesCount"]) == (len(files), 0)
+    sent = {str(pydicom.dcmread(f, stop_before_pixels=True, force=True).SOPInstanceUID) for f in files}
+    assert sop_uids(dest.files()) == sent
