@@ -77,7 +77,7 @@ def render_documented_configuration() -> str:
         "  // orthanc_lite configuration: every option with its default value, in Orthanc's format",
         "  // (JSON with comments; ${VAR}, ${VAR:-default} read the environment). Options that are",
         "  // unset by default are shown commented out. This file is generated from OPTIONS in",
-        "  // orthanc_lite/config.py by `python -m orthanc_lite.config json`: do not edit it by hand.",
+        "  // orthanc_lite/config/options.py by `python -m orthanc_lite.config json`: do not edit it by hand.",
     ]
     last = _last_written(OPTIONS)
     for title, group in OPTION_GROUPS:
@@ -114,7 +114,7 @@ def _md_table(options: tuple[Option, ...]) -> list[str]:
 _MD_INTRO: Final = """\
 # Configuration
 
-<!-- Generated from OPTIONS in orthanc_lite/config.py by `python -m orthanc_lite.config markdown`.
+<!-- Generated from OPTIONS in orthanc_lite/config/options.py by `python -m orthanc_lite.config markdown`.
      Do not edit by hand: tests/unit/test_config.py fails when this file is out of date. -->
 
 orthanc_lite reads Orthanc's `configuration.json` format, with Orthanc's option names and
