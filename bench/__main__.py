@@ -39,7 +39,10 @@ from .store import StoreShape, load
 LIST_PATHS = ("/studies?expand", "/series?expand", "/patients?expand", "/instances")
 CHECKPOINTS = (25, 50, 75, 100)
 STABLE_AGE = 5   # seconds; reads start once the Stable* changes that follow the ingest are written (both servers)
-SERVER_CONFIG = {"StableAge": STABLE_AGE}
+# Real Orthanc runs here without plugins, so orthanc_lite's DICOMweb metadata cache (built for every series that turns
+# stable) is off too: both servers do the same work (bench/dimse.py LITE_AS_ORTHANC; the dicomweb section starts
+# its own pair with the plugin).
+SERVER_CONFIG = {"StableAge": STABLE_AGE, "DicomWeb": {"EnableMetadataCache": False}}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
