@@ -22,7 +22,7 @@ from ..dicom import pixels, render, transcode
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
 from .context import ServerContext
-from .tags import LoadedDataset, child_instances, load, load_whole_sync, resource_level
+from .tags import LoadedDataset, child_instances, load, load_whole_sync, missing_file, resource_level
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,6 @@ async def transcoded_file(ctx: ServerContext, public_id: str, target: str, quali
     try:
         data = await ctx.storage.read(attachment.uuid, attachment.compression != 1)
     except FileNotFoundError:
-        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+        raise missing_file(attachment.uuid) from None
     lossy = quality if quality is not None else int(ctx.settings.DicomLossyTranscodingQuality)
     return await ctx.executors.run_cpu(transcode.transcode_file, data, target, lossy)
