@@ -208,6 +208,12 @@ def _rle_grayscale(ds: Dataset, info: PixelLayout, dtype: np.dtype[Any]) -> np.n
         data = rle_decode(stream, info.rows * info.columns, info.bits_allocated, "<")
     except (ValueError, RuntimeError):
         return None
+    return _decoded_grayscale(data, info, dtype)
+
+
+def _decoded_grayscale(data: bytes, info: PixelLayout, dtype: np.dtype[Any]) -> np.ndarray | None:
+    """A codec's output buffer as the frame (a writable copy, unused bits corrected); None when its size is not
+    one frame's (a failed decoding: pydicom then decodes and reports the error)."""
     if len(data) != info.rows * info.columns * dtype.itemsize:
         return None
     return _correct_unused_bits(np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy(), info)
@@ -252,10 +258,8 @@ def _gdcm_grayscale(stream: bytes, info: PixelLayout, dtype: np.dtype[Any]) -> n
     except ImportError:
         return None
     pixel_format = gdcm.PixelFormat(1, info.bits_allocated, info.bits_stored, info.bits_stored - 1, 0)
-    data = _gdcm_decode(gdcm, stream, info, info.transfer_syntax, pixel_format)
-    if len(data) != info.rows * info.columns * dtype.itemsize:
-        return None  # GDCM failed (it answers an empty buffer): pydicom reports the error
-    return _correct_unused_bits(np.frombuffer(data, dtype).reshape(info.rows, info.columns).copy(), info)
+    # GDCM answers an empty buffer when it fails
+    return _decoded_grayscale(_gdcm_decode(gdcm, stream, info, info.transfer_syntax, pixel_format), info, dtype)
 
 
 def _gdcm_decode(gdcm: Any, stream: bytes, info: PixelLayout, syntax: str, pixel_format: Any) -> bytes:

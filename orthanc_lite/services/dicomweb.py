@@ -29,6 +29,7 @@ from ..model import AttachmentInfo, ChangeType, MetadataType, Origin, ResourceLe
 from .context import ServerContext, now_iso
 from .find import FindRequest, find
 from .store import StoredInstance, announce, store_parsed_blocking
+from .tags import missing_file
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def read_instance_file(ctx: ServerContext, ref: InstanceRef) -> bytes:
     try:
         return ctx.storage.read_sync(ref.attachment.uuid, compressed=ref.attachment.compression != 1)
     except FileNotFoundError:
-        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {ref.attachment.uuid}") from None
+        raise missing_file(ref.attachment.uuid) from None
 
 
 def _whole_source(ctx: ServerContext, ref: InstanceRef) -> str | bytes:

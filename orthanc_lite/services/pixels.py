@@ -22,7 +22,7 @@ from ..dicom import pixels, render, transcode
 from ..errors import ErrorCode, OrthancError
 from ..model import AttachmentInfo, ResourceLevel
 from .context import ServerContext
-from .tags import LoadedDataset, child_instances, load, load_whole_sync, resource_level
+from .tags import LoadedDataset, child_instances, load, load_whole_sync, missing_file, resource_level
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +41,25 @@ class RenderArgs:
     smooth: bool = False
 
 
-def _attachment_of(public_id: str, attachments: dict[int, AttachmentInfo] | None) -> AttachmentInfo:
-    if attachments is None:
-        raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
-    if 1 not in attachments:
-        raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
-    return attachments[1]
-
-
-async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
-    """The DICOM attachment of an instance in one index read."""
-    return _attachment_of(public_id, await ctx.index.resource_attachments(public_id, ResourceLevel.INSTANCE))
-
-
-def _on_instance(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any) -> T:
-    """In a worker thread: fn(loaded dataset, *args) for an instance, looked up and read in the same hop."""
-    exists, attachment = ctx.index.instance_dicom_file_sync(public_id)
+def _dicom_file(public_id: str, exists: bool, attachment: AttachmentInfo | None) -> AttachmentInfo:
+    """The instance's DICOM attachment: UnknownResource when the instance is not there, InexistentFile when it
+    has no such attachment."""
     if not exists:
         raise OrthancError(ErrorCode.UnknownResource, f"Unknown resource: {public_id}")
     if attachment is None:
         raise OrthancError(ErrorCode.InexistentFile, f"No DICOM file for instance {public_id}")
-    loaded = load_whole_sync(ctx, attachment)
+    return attachment
+
+
+async def _attachment(ctx: ServerContext, public_id: str) -> AttachmentInfo:
+    """The DICOM attachment of an instance in one index read."""
+    attachments = await ctx.index.resource_attachments(public_id, ResourceLevel.INSTANCE)
+    return _dicom_file(public_id, attachments is not None, (attachments or {}).get(1))
+
+
+def _on_instance(ctx: ServerContext, public_id: str, fn: Callable[..., T], *args: Any) -> T:
+    """In a worker thread: fn(loaded dataset, *args) for an instance, looked up and read in the same hop."""
+    loaded = load_whole_sync(ctx, _dicom_file(public_id, *ctx.index.instance_dicom_file_sync(public_id)))
     return loaded.run(fn, *args)
 
 
@@ -205,6 +203,6 @@ async def transcoded_file(ctx: ServerContext, public_id: str, target: str, quali
     try:
         data = await ctx.storage.read(attachment.uuid, attachment.compression != 1)
     except FileNotFoundError:
-        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+        raise missing_file(attachment.uuid) from None
     lossy = quality if quality is not None else int(ctx.settings.DicomLossyTranscodingQuality)
     return await ctx.executors.run_cpu(transcode.transcode_file, data, target, lossy)

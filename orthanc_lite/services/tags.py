@@ -178,6 +178,11 @@ async def _dicom_attachment(ctx: ServerContext, internal: int, public_id: str) -
     return attachment
 
 
+def missing_file(uuid: str) -> OrthancError:
+    """InexistentFile (404) for an attachment whose file is not in the storage area."""
+    return OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {uuid}")
+
+
 async def load(ctx: ServerContext, attachment: AttachmentInfo, whole: bool = False,
                keep: bool = True) -> LoadedDataset:
     """The parsed dataset behind a DICOM attachment (io pool reads, cpu pool parses). The cache is
@@ -200,7 +205,7 @@ async def load(ctx: ServerContext, attachment: AttachmentInfo, whole: bool = Fal
             if loaded is None:
                 loaded = await ctx.executors.run_cpu(parse_whole, data, encoding)
     except FileNotFoundError:
-        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+        raise missing_file(attachment.uuid) from None
     if keep:
         cache.put(attachment.uuid, encoding, loaded)
     return loaded
@@ -216,7 +221,7 @@ def load_whole_sync(ctx: ServerContext, attachment: AttachmentInfo) -> LoadedDat
     try:
         data = ctx.storage.read_sync(attachment.uuid, attachment.compression != 1)
     except FileNotFoundError:
-        raise OrthancError(ErrorCode.InexistentFile, f"Missing file in the storage area: {attachment.uuid}") from None
+        raise missing_file(attachment.uuid) from None
     loaded = parse_whole(data, encoding)
     cache.put(attachment.uuid, encoding, loaded)
     return loaded
