@@ -202,16 +202,21 @@ class JobEngine:
     # --- the contract --------------------------------------------------------------------------
     def submit(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> str:
         """Queue a job; returns its ID."""
-        if self._closing:
-            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
-        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
-        if user_data is not _NO_USER_DATA:
-            record.user_data, record.has_user_data = user_data, True
+        record = self._new_record(job, priority, user_data)
         self._records[record.id] = record
         self._enqueue(record)
         logger.info("New %s job submitted with priority %d: %s", job.job_type, record.priority, record.id)
         self._changed_record(record)
         return record.id
+
+    def _new_record(self, job: Job, priority: int, user_data: Any) -> JobRecord:
+        """The record of a job being submitted or tracked (refused once the engine is stopping)."""
+        if self._closing:
+            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
+        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
+        if user_data is not _NO_USER_DATA:
+            record.user_data, record.has_user_data = user_data, True
+        return record
 
     def get(self, job_id: str) -> JobRecord | None:
         return self._records.get(job_id)
@@ -242,11 +247,7 @@ class JobEngine:
     def track(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> JobRecord:
         """Register a job that the caller runs itself (a synchronous archive streamed by its HTTP request, as
         Orthanc registers it): Running at once, never queued; the caller ends it with settle()."""
-        if self._closing:
-            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
-        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
-        if user_data is not _NO_USER_DATA:
-            record.user_data, record.has_user_data = user_data, True
+        record = self._new_record(job, priority, user_data)
         record.set_state(JobState.Running)
         self._records[record.id] = record
         self._changed_record(record)
