@@ -153,7 +153,7 @@ class FastStorer:
             for piece in pieces:
                 self._send(piece)
         self.mid_message = False
-        elements = decode_response_command(self._read_response_command(context_id))
+        elements = self._read_response()
         field = elements.get(0x0100)
         if field is None or struct.unpack("<H", field[:2])[0] != C_STORE_RSP:
             raise PeerFailure("the peer answered a C-STORE with another DIMSE message")
@@ -165,8 +165,9 @@ class FastStorer:
             raise PeerFailure("C-STORE response without a status")
         return int(struct.unpack("<H", status[:2])[0])
 
-    def _read_response_command(self, context_id: int) -> bytes:
-        """Read P-DATA-TF PDUs up to the last command fragment (and any data set that follows it)."""
+    def _read_response(self) -> dict[int, bytes]:
+        """Read P-DATA-TF PDUs up to the last command fragment (and any data set that follows it); the elements
+        of the response's command set."""
         command = bytearray()
         command_done = False
         while True:
@@ -189,9 +190,9 @@ class FastStorer:
                         elements = decode_response_command(bytes(command))
                         dataset_type = elements.get(0x0800, b"\x01\x01")
                         if struct.unpack("<H", dataset_type[:2])[0] == NO_DATASET:
-                            return bytes(command)
+                            return elements  # decoded once (the usual answer)
                 elif command_done and control & 2:  # the end of a data set the response carried: ignored
-                    return bytes(command)
+                    return decode_response_command(bytes(command))
 
     # -- the socket -----------------------------------------------------------------------------------
     def _deadline(self) -> float | None:

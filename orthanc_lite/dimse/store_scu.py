@@ -144,11 +144,15 @@ def store(assoc: Association, endpoint: Endpoint, data: bytes, originator_aet: s
         raise _fail(endpoint, "C-STORE", f"{exc}") from None
     if rsp is None or "Status" not in rsp:
         raise _fail(endpoint, "C-STORE", "DIMSE No data available (timeout or association lost)")
-    status = int(rsp.Status)
+    _check_status(endpoint, int(rsp.Status))
+    return sop_class, sop_instance
+
+
+def _check_status(endpoint: Endpoint, status: int) -> None:
+    """Raise Orthanc's NetworkProtocol error for a C-STORE-RSP status that is not a success (nor a warning)."""
     if status not in STORE_SUCCESS:
         raise OrthancError(ErrorCode.NetworkProtocol,
                            f'C-STORE SCU to AET "{endpoint.remote_aet}" has failed with DIMSE status 0x{status:04X}')
-    return sop_class, sop_instance
 
 
 class StoreSender:
@@ -196,10 +200,7 @@ class StoreSender:
             self._drop(storer)
             raise _fail(self.endpoint, "C-STORE", str(exc)) from None
         self.fast_count += 1
-        if status not in STORE_SUCCESS:
-            raise OrthancError(ErrorCode.NetworkProtocol,
-                               f'C-STORE SCU to AET "{self.endpoint.remote_aet}" has failed with DIMSE status '
-                               f"0x{status:04X}")
+        _check_status(self.endpoint, status)
         return sop_class, sop_instance
 
     def _borrow(self) -> store_fast.FastStorer | None:

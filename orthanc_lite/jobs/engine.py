@@ -47,7 +47,7 @@ FINISHED: Final = frozenset({JobState.Success, JobState.Failure})
 ACTIVE: Final = frozenset({JobState.Pending, JobState.Running, JobState.Retry})
 
 
-_NO_USER_DATA: Any = object()  # submit() without a "UserData" field (distinct from "UserData": null)
+_NO_USER_DATA: Any = object()  # a job submitted without a "UserData" field (distinct from "UserData": null)
 
 
 def _now() -> datetime.datetime:
@@ -81,8 +81,9 @@ class JobRecord:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     stop_request: JobState | None = None  # Paused or Failure (cancel), asked while Running
     step_task: asyncio.Task[StepResult] | None = None
-    user_data: Any = None  # the "UserData" of the submission (Orthanc >= 1.12.9), shown as such in GET /jobs/{id}
-    has_user_data: bool = False  # "UserData": null is kept too
+    # the "UserData" of the submission (Orthanc >= 1.12.9), shown as such in GET /jobs/{id}; "UserData": null is
+    # kept too, _NO_USER_DATA is none given
+    user_data: Any = _NO_USER_DATA
 
     @property
     def job_type(self) -> str:
@@ -129,7 +130,7 @@ class JobRecord:
             "Progress": self.progress_percent(),
             "Content": self.content(),
         }
-        if self.has_user_data:
+        if self.user_data is not _NO_USER_DATA:
             out["UserData"] = self.user_data
         if self.state is JobState.Running:
             progress = self.progress_percent() / 100
@@ -202,16 +203,18 @@ class JobEngine:
     # --- the contract --------------------------------------------------------------------------
     def submit(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> str:
         """Queue a job; returns its ID."""
-        if self._closing:
-            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
-        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
-        if user_data is not _NO_USER_DATA:
-            record.user_data, record.has_user_data = user_data, True
+        record = self._new_record(job, priority, user_data)
         self._records[record.id] = record
         self._enqueue(record)
         logger.info("New %s job submitted with priority %d: %s", job.job_type, record.priority, record.id)
         self._changed_record(record)
         return record.id
+
+    def _new_record(self, job: Job, priority: int, user_data: Any) -> JobRecord:
+        """The record of a job being submitted or tracked (refused once the engine is stopping)."""
+        if self._closing:
+            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
+        return JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq), user_data=user_data)
 
     def get(self, job_id: str) -> JobRecord | None:
         return self._records.get(job_id)
@@ -242,11 +245,7 @@ class JobEngine:
     def track(self, job: Job, priority: int = 0, user_data: Any = _NO_USER_DATA) -> JobRecord:
         """Register a job that the caller runs itself (a synchronous archive streamed by its HTTP request, as
         Orthanc registers it): Running at once, never queued; the caller ends it with settle()."""
-        if self._closing:
-            raise OrthancError(ErrorCode.BadSequenceOfCalls, "The jobs engine is stopping")
-        record = JobRecord(str(uuid.uuid4()), job, int(priority), next(self._seq))
-        if user_data is not _NO_USER_DATA:
-            record.user_data, record.has_user_data = user_data, True
+        record = self._new_record(job, priority, user_data)
         record.set_state(JobState.Running)
         self._records[record.id] = record
         self._changed_record(record)
@@ -511,7 +510,7 @@ class JobEngine:
             "ErrorDetails": record.error_details,
             "Job": serialized,
         }
-        if record.has_user_data:
+        if record.user_data is not _NO_USER_DATA:
             document["UserData"] = record.user_data
         return orjson.dumps(document).decode()
 
@@ -538,7 +537,7 @@ class JobEngine:
                                    error=codes.get(int(data.get("ErrorCode", 0)), ErrorCode.InternalError),
                                    error_details=str(data.get("ErrorDetails", "")))
                 if "UserData" in data:
-                    record.user_data, record.has_user_data = data["UserData"], True
+                    record.user_data = data["UserData"]
             except Exception as exc:  # noqa: BLE001 - one unreadable job must not prevent the start-up
                 logger.error("Cannot reload the saved job %s: %s", job_id, exc)
                 continue
